@@ -1,0 +1,17 @@
+"""Settings for the test suite: the production settings with the sandbox on and tasks run inline."""
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production")
+os.environ.setdefault("FIELD_ENCRYPTION_KEY", "aW50ZXJjb20tY29ubmVjdG9yLXRlc3QtZmVybmV0LWs=")
+os.environ.setdefault("SANDBOX_ENABLED", "1")
+os.environ.setdefault("INTERCOM_CLIENT_ID", "sandbox-client-id")
+os.environ.setdefault("INTERCOM_CLIENT_SECRET", "sandbox-client-secret")
+os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+
+from connector_site.settings import *  # noqa: E402,F403
+
+Q_CLUSTER = {**Q_CLUSTER, "sync": True}  # noqa: F405 - django-q2 runs tasks inline in unit tests
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False

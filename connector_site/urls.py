@@ -1,0 +1,12 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("oauth/", include("social_django.urls", namespace="social")),
+    path("", include("webhooks.urls")),
+]
+
+if settings.SANDBOX_ENABLED:
+    urlpatterns += [path("sandbox/", include("sandbox.urls"))]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+pytest_plugins = ["tests.plugins.intercom_sandbox", "tests.plugins.hull_sandbox"]
+
 from sync.models import Connector
 from sync.services.connectors import connector_create
 

@@ -1,0 +1,47 @@
+"""django-q2 entry points: ids in, refetch, call one service. Names are stable (Schedule.func stores them).
+
+Each body imports its service lazily so the worker starts fast and import cycles stay impossible.
+Enqueue with `transaction.on_commit(lambda: async_task("sync.tasks.<name>", id))`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+logger = logging.getLogger(__name__)
+
+
+def process_notification(notification_id: int) -> None:
+    """A stored Hull notification (user:update, account:update, segments, ship:update, or an export)."""
+    from sync.models import HullNotification
+    from sync.outgoing.notifications import notification_process
+
+    notification = HullNotification.objects.filter(pk=notification_id).select_related("connector").first()
+    if notification is None:
+        logger.warning("task.notification.vanished", extra={"notification_id": notification_id})
+        return
+    notification_process(notification=notification)
+
+
+def process_webhook_delivery(delivery_id: int) -> None:
+    """A stored Intercom webhook delivery."""
+    from sync.incoming.webhooks import webhook_delivery_process
+    from sync.models import WebhookDelivery
+
+    delivery = WebhookDelivery.objects.filter(pk=delivery_id).select_related("connector").first()
+    if delivery is None:
+        logger.warning("task.delivery.vanished", extra={"delivery_id": delivery_id})
+        return
+    webhook_delivery_process(delivery=delivery)
+
+
+def fetch_step(connector_id: int, kind: str, stream: str) -> None:
+    """One page of a fetch (incremental or fetch-all); enqueues the next page itself."""
+    from sync.incoming.fetch import fetch_step as fetch_step_service
+    from sync.models import Connector
+
+    connector = Connector.objects.filter(pk=connector_id).first()
+    if connector is None:
+        logger.warning("task.fetch.vanished", extra={"connector_id": connector_id})
+        return
+    fetch_step_service(connector=connector, kind=kind, stream=stream)

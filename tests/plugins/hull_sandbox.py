@@ -1,0 +1,1 @@
+"""pytest fixtures that route Hull's firehose and REST API to the Hull sandbox (owned by the Hull work)."""

@@ -3,7 +3,9 @@
 from django.urls import path
 
 from webhooks import health
+from webhooks import snippet_views
 
 urlpatterns = [
     path("health", health.health, name="health"),
+    path("hull/<slug:slug>/ship.js", snippet_views.ship_js, name="snippet-ship-js"),
 ]

@@ -3,9 +3,11 @@
 from django.urls import path
 
 from webhooks import health
+from webhooks.intercom_views import IntercomWebhookView
 from webhooks import snippet_views
 
 urlpatterns = [
     path("health", health.health, name="health"),
+    path("intercom/<slug:slug>/webhooks", IntercomWebhookView.as_view(), name="intercom-webhooks"),
     path("hull/<slug:slug>/ship.js", snippet_views.ship_js, name="snippet-ship-js"),
 ]

@@ -1,0 +1,188 @@
+"""Handing transformed contacts and companies to Hull, then recording what reached it.
+
+Order matters for crash safety: the firehose batch is flushed first; only then, in one
+transaction, are the IdentityLinks (with the `updated_at` ingested) and the SyncLog rows written.
+A crash between the two re-sends the same records on retry (idempotent for Hull), never loses them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone as dt_timezone
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from sync.incoming.context import IncomingContext
+from sync.incoming.transforms import HullAccountUpdate, HullUserUpdate
+from sync.models import Direction, IdentityLink, SyncLog, WebhookDelivery
+from sync.synclog import log_outcome
+
+logger = logging.getLogger(__name__)
+
+ENTITY_FOR_ROLE = {"user": "user", "lead": "lead"}
+
+
+def open_firehose(connector: Any) -> Any:
+    """A FirehoseBatch for the connector (flushes on exit, auto-flushes every 100 records)."""
+    from sync.hull.client import HullClient
+    from sync.hull.firehose import FirehoseBatch
+
+    return FirehoseBatch(HullClient.for_connector(connector))
+
+
+def send_user_update(batch: Any, update: HullUserUpdate) -> None:
+    batch.traits(update.claims, update.traits)
+    for anonymous_id in update.aliases:
+        batch.alias(update.claims, anonymous_id)
+    if update.account_link:
+        batch.link_account(update.claims, update.account_link)
+
+
+def send_account_update(batch: Any, update: HullAccountUpdate) -> None:
+    batch.account_traits(update.claims, update.traits)
+
+
+def unix_to_datetime(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value, tz=dt_timezone.utc) if value is not None else None
+
+
+@dataclass
+class IngestedEntity:
+    """One entity that reached Hull, for its IdentityLink and SyncLog row."""
+
+    entity: str  # user | lead | company
+    intercom_id: str
+    updated_at: int | None = None
+    email: str = ""
+    external_id: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of_user(cls, update: HullUserUpdate, **data: Any) -> IngestedEntity:
+        return cls(update.role, update.intercom_id, update.updated_at, update.email, update.external_id, data)
+
+    @classmethod
+    def of_account(cls, update: HullAccountUpdate, **data: Any) -> IngestedEntity:
+        return cls("company", update.intercom_id, update.updated_at, "", update.external_id, data)
+
+
+def links_for(connector: Any, entity: str, intercom_ids: Iterable[str]) -> dict[str, IdentityLink]:
+    ids = list(intercom_ids)
+    if not ids:
+        return {}
+    rows = IdentityLink.objects.filter(connector=connector, entity=entity, intercom_id__in=ids)
+    return {row.intercom_id: row for row in rows}
+
+
+def record_ingested(
+    ctx: IncomingContext,
+    entities: Sequence[IngestedEntity],
+    *,
+    source: str,
+    delivery: WebhookDelivery | None = None,
+) -> None:
+    """After Hull has the records: remember the `updated_at` ingested per entity, log one success each."""
+    with transaction.atomic():
+        _upsert_links(ctx, entities)
+        for item in entities:
+            is_account = item.entity == "company"
+            log_outcome(
+                ctx.connector,
+                direction=Direction.INCOMING,
+                entity=SyncLog.EntityType.ACCOUNT if is_account else item.entity,
+                status=SyncLog.Status.SUCCESS,
+                action="incoming.account.success" if is_account else "incoming.user.success",
+                intercom_id=item.intercom_id,
+                email=item.email,
+                external_id=item.external_id,
+                data={"type": "Company" if is_account else item.entity.capitalize(), "source": source, **item.data},
+                delivery=delivery,
+            )
+
+
+def _upsert_links(ctx: IncomingContext, entities: Sequence[IngestedEntity]) -> None:
+    by_entity: dict[str, dict[str, IngestedEntity]] = {}
+    for item in entities:
+        by_entity.setdefault(item.entity, {})[item.intercom_id] = item
+    for entity, items in by_entity.items():
+        existing = links_for(ctx.connector, entity, items)
+        now = timezone.now()
+        changed, created = [], []
+        for intercom_id, item in items.items():
+            ingested = unix_to_datetime(item.updated_at)
+            link = existing.get(intercom_id)
+            if link is None:
+                created.append(
+                    IdentityLink(
+                        connector=ctx.connector,
+                        entity=entity,
+                        intercom_id=intercom_id,
+                        email=item.email[:255],
+                        external_id=item.external_id[:255],
+                        last_ingested_updated_at=ingested,
+                    )
+                )
+                continue
+            link.email = item.email[:255] or link.email
+            link.external_id = item.external_id[:255] or link.external_id
+            if ingested and (link.last_ingested_updated_at is None or ingested > link.last_ingested_updated_at):
+                link.last_ingested_updated_at = ingested
+            link.updated_at = now  # bulk_update skips auto_now; fetch-all reads it ("ingested in this run")
+            changed.append(link)
+        if created:
+            # A webhook may have created the same link meanwhile: the unique constraint keeps one row.
+            IdentityLink.objects.bulk_create(created, ignore_conflicts=True)
+        if changed:
+            IdentityLink.objects.bulk_update(changed, ["email", "external_id", "last_ingested_updated_at", "updated_at"])
+
+
+def log_incoming_skip(
+    ctx: IncomingContext,
+    *,
+    entity: str,
+    reason: str,
+    message: str,
+    intercom_id: str = "",
+    data: Mapping[str, Any] | None = None,
+    delivery: WebhookDelivery | None = None,
+) -> None:
+    log_outcome(
+        ctx.connector,
+        direction=Direction.INCOMING,
+        entity=entity,
+        status=SyncLog.Status.SKIPPED,
+        action=f"incoming.{'account' if entity == 'account' else entity if entity == 'event' else 'user'}.skip",
+        reason=reason,
+        message=message,
+        intercom_id=intercom_id,
+        data=dict(data or {}),
+        delivery=delivery,
+    )
+
+
+def log_incoming_error(
+    ctx: IncomingContext,
+    *,
+    entity: str,
+    reason: str,
+    message: str,
+    intercom_id: str = "",
+    data: Mapping[str, Any] | None = None,
+    delivery: WebhookDelivery | None = None,
+) -> None:
+    log_outcome(
+        ctx.connector,
+        direction=Direction.INCOMING,
+        entity=entity,
+        status=SyncLog.Status.ERROR,
+        action=f"incoming.{'account' if entity == 'account' else entity if entity == 'event' else 'user'}.error",
+        reason=reason,
+        message=message,
+        intercom_id=intercom_id,
+        data=dict(data or {}),
+        delivery=delivery,
+    )

@@ -1,0 +1,49 @@
+"""`/intercom/<slug>/webhooks`: verify, persist, enqueue, answer. No logic of its own.
+
+Intercom retries a delivery that is not answered within 5 seconds (reference/intercom-api.md
+§7.4), so processing happens in a task; every verified delivery, even an ignored or unknown
+topic, gets a 200 so Intercom does not retry or suspend the subscription.
+"""
+
+from __future__ import annotations
+
+import json
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from sync.incoming.webhooks import webhook_delivery_receive
+from webhooks.intercom_auth import IntercomSignatureAuthentication
+
+
+class HasVerifiedSignature(BasePermission):
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return request.method == "HEAD" or request.auth is not None
+
+
+class IntercomWebhookView(APIView):
+    authentication_classes = [IntercomSignatureAuthentication]
+    permission_classes = [HasVerifiedSignature]
+
+    def head(self, request: Request, slug: str) -> Response:
+        # Intercom validates the URL with a HEAD when the webhook is saved.
+        return Response(status=status.HTTP_200_OK)
+
+    @extend_schema(
+        request={"application/json": {"type": "object"}},
+        responses={200: OpenApiResponse(description="Stored (or already stored)"), 400: None, 401: None, 404: None},
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        connector = request.auth
+        try:
+            payload = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise exceptions.ParseError("Malformed JSON body.") from exc
+        if not isinstance(payload, dict):
+            raise exceptions.ParseError("The body must be a JSON object.")
+        delivery, created = webhook_delivery_receive(connector=connector, payload=payload, raw_body=request.body)
+        return Response({"status": delivery.status, "duplicate": not created}, status=status.HTTP_200_OK)

@@ -1,171 +1,385 @@
-"""The Django admin: where support staff configure connectors and read what happened."""
+"""The Django admin: where support staff configure connectors and read what happened.
+
+The connector page follows the specification's Settings Reference (Getting started, Leads, Users,
+Companies, Events, Fetching, Advanced), with each identity and mapping table inside its section
+(`section` on the inline; see templates/admin/sync/connector/change_form.html). Log admins live in
+`settings_ui.logs`.
+"""
 
 from __future__ import annotations
 
-import json
+import logging
 from typing import Any
 
-from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db import models
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.utils.html import format_html
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
 
-from sync.models import (
-    Connector,
-    FieldMapping,
-    HullNotification,
-    HullSegment,
-    IdentityClaim,
-    IdentityLink,
-    SyncCursor,
-    SyncLog,
-    WebhookDelivery,
+from settings_ui import actions, spec_texts
+from settings_ui.dashboard import dashboard_context, webhook_url
+from settings_ui.forms import (
+    ClaimFormSet,
+    ConnectorForm,
+    DatalistInput,
+    FieldMappingForm,
+    IdentityClaimForm,
+    MappingFormSet,
 )
+from settings_ui.logs import *  # noqa: F401,F403 - registers the log admins
+from settings_ui.oauth import SESSION_CONNECTOR_KEY, intercom_disconnect
+from settings_ui.schema import attribute_options
+from sync.models import Connector, Direction, Entity, FieldMapping, IdentityClaim
 from sync.services.connectors import connector_apply_defaults
 
-SECRET_FIELDS = ("hull_secret", "intercom_access_token", "intercom_client_secret")
+logger = logging.getLogger(__name__)
 
 
-class ConnectorForm(forms.ModelForm):
-    """Secrets are write-only: the form never shows them back; leaving them blank keeps the old value."""
+class SectionInline(admin.TabularInline):
+    """An inline shown inside one fieldset of the connector page (see change_form.html)."""
 
-    class Meta:
-        model = Connector
-        fields = "__all__"
-        widgets = {name: forms.PasswordInput(render_value=False) for name in SECRET_FIELDS}
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for name in SECRET_FIELDS:
-            if name in self.fields and self.instance.pk and getattr(self.instance, name):
-                self.fields[name].help_text = "Stored (encrypted). Leave blank to keep it, type a new value to replace it."
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        for name in SECRET_FIELDS:
-            if name in cleaned and not cleaned[name] and self.instance.pk:
-                cleaned[name] = getattr(Connector.objects.get(pk=self.instance.pk), name)
-        return cleaned
+    section: str = ""
+    extra = 0
 
 
-class IdentityClaimInline(admin.TabularInline):
+class IdentityClaimInline(SectionInline):
     model = IdentityClaim
-    extra = 0
+    form = IdentityClaimForm
+    formset = ClaimFormSet
     fields = ("entity", "hull_attribute", "intercom_attribute", "priority")
+    entity: str = ""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[IdentityClaim]:
+        return super().get_queryset(request).filter(entity=self.entity)
+
+    def get_formset(self, request: HttpRequest, obj: Connector | None = None, **kwargs: Any) -> Any:
+        form = type(f"{type(self).__name__}Form", (self.form,), {"ENTITY": self.entity})
+        return super().get_formset(request, obj, form=form, **kwargs)
 
 
-class FieldMappingInline(admin.TabularInline):
+class LeadIdentityInline(IdentityClaimInline):
+    entity, section, verbose_name_plural = Entity.LEAD, "Leads", "Lead identity"
+
+
+class UserIdentityInline(IdentityClaimInline):
+    entity, section, verbose_name_plural = Entity.USER, "Users", "User identity"
+
+
+class CompanyIdentityInline(IdentityClaimInline):
+    entity, section, verbose_name_plural = Entity.COMPANY, "Companies", "Company identity"
+
+
+class FieldMappingInline(SectionInline):
     model = FieldMapping
-    extra = 0
+    form = FieldMappingForm
+    formset = MappingFormSet
     fields = ("entity", "direction", "hull_attribute", "intercom_attribute", "overwrite")
+    entity: str = ""
+    direction: str = ""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[FieldMapping]:
+        return super().get_queryset(request).filter(entity=self.entity, direction=self.direction)
+
+    def get_formset(self, request: HttpRequest, obj: Connector | None = None, **kwargs: Any) -> Any:
+        outgoing = self.direction == Direction.OUTGOING
+        model = "company" if self.entity == Entity.COMPANY else "contact"
+        form = type(f"{type(self).__name__}Form", (self.form,), {"ENTITY": self.entity, "DIRECTION": self.direction})
+        widget = DatalistInput(attribute_options(obj, model, writable=outgoing), f"intercom-{model}-{self.direction}-fields")
+        return super().get_formset(request, obj, form=form, widgets={"intercom_attribute": widget}, **kwargs)
+
+
+class LeadIncomingInline(FieldMappingInline):
+    entity, direction, section = Entity.LEAD, Direction.INCOMING, "Leads"
+    verbose_name_plural = "Lead incoming fields (Intercom lead attribute → Hull user attribute)"
+
+
+class LeadOutgoingInline(FieldMappingInline):
+    entity, direction, section = Entity.LEAD, Direction.OUTGOING, "Leads"
+    verbose_name_plural = "Lead outgoing fields (Hull user attribute → Intercom lead attribute)"
+
+
+class UserIncomingInline(FieldMappingInline):
+    entity, direction, section = Entity.USER, Direction.INCOMING, "Users"
+    verbose_name_plural = "User incoming fields (Intercom user attribute → Hull user attribute)"
+
+
+class UserOutgoingInline(FieldMappingInline):
+    entity, direction, section = Entity.USER, Direction.OUTGOING, "Users"
+    verbose_name_plural = "User outgoing fields (Hull user attribute → Intercom user attribute)"
+
+
+class CompanyIncomingInline(FieldMappingInline):
+    entity, direction, section = Entity.COMPANY, Direction.INCOMING, "Companies"
+    verbose_name_plural = "Company incoming fields (Intercom company attribute → Hull account attribute)"
+
+
+class CompanyOutgoingInline(FieldMappingInline):
+    entity, direction, section = Entity.COMPANY, Direction.OUTGOING, "Companies"
+    verbose_name_plural = "Company outgoing fields (Hull account attribute → Intercom company attribute)"
+
+
+GETTING_STARTED = (
+    "Getting started",
+    {
+        "description": spec_texts.GETTING_STARTED,
+        "fields": (
+            ("name", "slug"),
+            "is_active",
+            "hull_organization",
+            ("hull_id", "hull_secret"),
+            "hull_firehose_url",
+            "intercom_connection",
+            "intercom_access_token",
+            "intercom_client_secret",
+            "intercom_api_base",
+            "webhook_url",
+        ),
+    },
+)
 
 
 @admin.register(Connector)
 class ConnectorAdmin(admin.ModelAdmin):
     form = ConnectorForm
-    list_display = ("name", "slug", "is_active", "intercom_workspace_name", "updated_at")
-    search_fields = ("name", "slug", "hull_id", "intercom_workspace_id")
+    change_form_template = "admin/sync/connector/change_form.html"
+    list_display = ("name", "slug", "is_active", "intercom_workspace_name", "status_badge", "dashboard_link", "updated_at")
+    list_filter = ("is_active",)
+    search_fields = ("name", "slug", "hull_id", "intercom_workspace_id", "intercom_workspace_name")
     prepopulated_fields = {"slug": ("name",)}
-    inlines = [IdentityClaimInline, FieldMappingInline]
-    fieldsets = [
-        ("Getting started", {"fields": ("name", "slug", "is_active", "hull_organization", "hull_id", "hull_secret",
-                                        "hull_firehose_url", "intercom_workspace_id", "intercom_workspace_name",
-                                        "intercom_access_token", "intercom_client_secret", "intercom_api_base")}),
-        ("Leads", {"fields": ("synchronized_lead_segments", "tag_leads", "convert_leads")}),
-        ("Users", {"fields": ("synchronized_user_segments", "tag_users", "ignore_deleted_users", "mark_deleted_users",
-                              "send_batch_as")}),
-        ("Companies", {"fields": ("synchronized_account_segments", "tag_companies", "ignore_deleted_accounts",
-                                  "mark_deleted_accounts", "link_users_in_hull", "link_users_in_service")}),
-        ("Events", {"fields": ("send_events", "outgoing_events", "receive_events", "incoming_events")}),
-        ("Fetching", {"fields": ("fetch_users", "fetch_users_interval", "fetch_leads", "fetch_leads_interval",
-                                 "fetch_companies", "fetch_companies_interval")}),
-        ("Advanced", {"fields": ("legacy_attribute_mode",)}),
+    readonly_fields = ("intercom_connection", "webhook_url", "fetch_buttons")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    actions = actions.CONNECTOR_ACTIONS
+    inlines = [
+        LeadIdentityInline,
+        LeadIncomingInline,
+        LeadOutgoingInline,
+        UserIdentityInline,
+        UserIncomingInline,
+        UserOutgoingInline,
+        CompanyIdentityInline,
+        CompanyIncomingInline,
+        CompanyOutgoingInline,
     ]
+    fieldsets = [
+        GETTING_STARTED,
+        ("Leads", {"description": spec_texts.LEADS, "fields": ("synchronized_lead_segments", "tag_leads", "convert_leads")}),
+        ("Users", {"description": spec_texts.USERS, "fields": ("synchronized_user_segments", "tag_users", "send_batch_as")}),
+        ("Companies", {"description": spec_texts.COMPANIES, "fields": ("synchronized_account_segments", "tag_companies")}),
+        (
+            "Events",
+            {"description": spec_texts.EVENTS, "fields": ("send_events", "outgoing_events", "receive_events", "incoming_events")},
+        ),
+        (
+            "Fetching",
+            {
+                "description": spec_texts.FETCHING,
+                "fields": (
+                    ("fetch_users", "fetch_users_interval"),
+                    ("fetch_leads", "fetch_leads_interval"),
+                    ("fetch_companies", "fetch_companies_interval"),
+                    "fetch_buttons",
+                ),
+            },
+        ),
+        (
+            "Advanced",
+            {
+                "description": spec_texts.ADVANCED,
+                "classes": ("collapse",),
+                "fields": (
+                    "legacy_attribute_mode",
+                    ("ignore_deleted_users", "mark_deleted_users"),
+                    ("ignore_deleted_accounts", "mark_deleted_accounts"),
+                    ("link_users_in_hull", "link_users_in_service"),
+                ),
+            },
+        ),
+    ]
+
+    # A new connector gets its default claims and mappings on save; its add page asks only for
+    # the basics, and the full page (with the tables) opens right after.
+    def get_fieldsets(self, request: HttpRequest, obj: Connector | None = None) -> list:
+        return self.fieldsets if obj is not None else [GETTING_STARTED]
+
+    def get_inlines(self, request: HttpRequest, obj: Connector | None) -> list:
+        return self.inlines if obj is not None else []
+
+    def response_add(self, request: HttpRequest, obj: Connector, post_url_continue: str | None = None) -> HttpResponse:
+        if "_addanother" not in request.POST and "_continue" not in request.POST:
+            # Straight on to the rest of the settings rather than back to the list.
+            request.POST = request.POST.copy()
+            request.POST["_continue"] = "1"
+        return super().response_add(request, obj, post_url_continue)
+
+    # --- display fields -------------------------------------------------------------------
+
+    @admin.display(description="Intercom connection")
+    def intercom_connection(self, obj: Connector) -> str:
+        if obj.pk is None:
+            return "Save the connector first, then connect it to Intercom."
+        connect_url = reverse("admin:sync_connector_intercom_connect", args=[obj.pk])
+        if obj.is_intercom_connected:
+            return format_html(
+                '<strong class="intercom-connected">Connected</strong> to workspace “{}” ({}). '
+                '<a class="button" href="{}">Reconnect</a> <a class="button" href="{}">Disconnect</a>',
+                obj.intercom_workspace_name or "unnamed",
+                obj.intercom_workspace_id or "id unknown",
+                connect_url,
+                reverse("admin:sync_connector_intercom_disconnect", args=[obj.pk]),
+            )
+        return format_html(
+            '<strong class="intercom-disconnected">Not connected.</strong> '
+            '<a class="button default" id="connect-intercom" href="{}">Connect Intercom</a> '
+            "or paste a private app's access token below.",
+            connect_url,
+        )
+
+    @admin.display(description="Webhook URL for Intercom")
+    def webhook_url(self, obj: Connector) -> str:
+        if obj.pk is None:
+            return "Shown once the connector is saved."
+        return format_html(
+            "<code>{}</code><div class='help'>Paste it in your Intercom app's Webhooks page and subscribe to the "
+            "topics chosen under Events.</div>",
+            webhook_url(obj),
+        )
+
+    @admin.display(description="Fetch all")
+    def fetch_buttons(self, obj: Connector) -> str:
+        if obj.pk is None:
+            return ""
+        links = [
+            (reverse("admin:sync_connector_run_action", args=[obj.pk, f"fetch_all_{stream}"]), f"Fetch all {stream}")
+            for stream in ("users", "leads", "companies")
+        ]
+        return format_html(
+            "{} <a href='{}'>Dashboard: progress of running fetches</a>",
+            format_html_join("", '<a class="button fetch-all" href="{}">{}</a> ', links),
+            reverse("admin:sync_connector_dashboard", args=[obj.pk]),
+        )
+
+    @admin.display(description="Status")
+    def status_badge(self, obj: Connector) -> str:
+        from sync.services.status import connector_status
+
+        status = connector_status(connector=obj)
+        return format_html('<span class="connector-status status-{}" title="{}">{}</span>', status.status, "\n".join(status.messages), status.status)
+
+    @admin.display(description="Dashboard")
+    def dashboard_link(self, obj: Connector) -> str:
+        return format_html('<a href="{}">Dashboard</a>', reverse("admin:sync_connector_dashboard", args=[obj.pk]))
+
+    # --- saving ---------------------------------------------------------------------------
 
     def save_model(self, request: HttpRequest, obj: Connector, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if not change:
             connector_apply_defaults(connector=obj)
+        for warning in getattr(form, "warnings", []):
+            self.message_user(request, warning, messages.WARNING)
 
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # After the mappings are saved: schedules follow the fetch settings, and outgoing custom
+        # attributes that do not exist in Intercom yet are created (spec: "Hull will create that field").
+        self._call_after_save(request, form.instance, "sync.incoming.fetch", "connector_schedules_update", "Updating the fetch schedules")
+        if form.instance.is_intercom_connected:
+            self._call_after_save(
+                request, form.instance, "sync.outgoing.attributes", "data_attributes_sync", "Creating Intercom data attributes"
+            )
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Logs are evidence: staff read them, nobody edits them by hand."""
+    def _call_after_save(self, request: HttpRequest, connector: Connector, module: str, name: str, doing: str) -> None:
+        import importlib
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+        try:
+            service = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            logger.info("admin.service.unavailable", extra={"service": f"{module}.{name}"})
+            return
+        try:
+            service(connector=connector)
+        except Exception as error:  # the settings are saved; the follow-up failure is reported, not a 500
+            logger.exception("admin.service.failed", extra={"service": f"{module}.{name}", "connector": connector.pk})
+            self.message_user(request, f"{doing} failed: {error}. The settings were saved.", messages.WARNING)
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    # --- extra views ----------------------------------------------------------------------
 
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/dashboard/", view(self.dashboard_view), name="sync_connector_dashboard"),
+            path("<path:object_id>/intercom/connect/", view(self.intercom_connect_view), name="sync_connector_intercom_connect"),
+            path(
+                "<path:object_id>/intercom/disconnect/",
+                view(self.intercom_disconnect_view),
+                name="sync_connector_intercom_disconnect",
+            ),
+            path("<path:object_id>/run/<str:action>/", view(self.object_action_view), name="sync_connector_run_action"),
+        ] + super().get_urls()
 
-def pretty_json(value: Any) -> str:
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
+    def _connector_or_404(self, request: HttpRequest, object_id: str) -> Connector:
+        connector = self.get_object(request, object_id)
+        if connector is None:
+            raise Http404("No such connector.")
+        return connector
 
+    def dashboard_view(self, request: HttpRequest, object_id: str) -> TemplateResponse:
+        connector = self._connector_or_404(request, object_id)
+        if not self.has_view_permission(request, connector):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            **dashboard_context(connector),
+            "title": f"{connector} — dashboard",
+            "opts": self.model._meta,
+            "original": connector,
+            "has_change_permission": self.has_change_permission(request, connector),
+            "available_actions": {name for name in self.get_actions(request)},
+        }
+        return TemplateResponse(request, "admin/sync/connector/dashboard.html", context)
 
-@admin.register(SyncLog)
-class SyncLogAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "connector", "action", "status", "reason", "email", "hull_id", "intercom_id")
-    list_filter = ("direction", "entity", "status", "action", "created_at", "connector")
-    search_fields = ("email", "hull_id", "intercom_id", "external_id", "message")
-    date_hierarchy = "created_at"
-    readonly_fields = ("data_pretty",)
-    exclude = ("data",)
+    def intercom_connect_view(self, request: HttpRequest, object_id: str) -> HttpResponseRedirect:
+        """Remember which connector is being connected, then start social-auth's Intercom flow."""
+        connector = self._connector_or_404(request, object_id)
+        if not self.has_change_permission(request, connector):
+            raise PermissionDenied
+        request.session[SESSION_CONNECTOR_KEY] = connector.pk
+        return redirect(reverse("social:begin", args=["intercom"]))
 
-    @admin.display(description="data")
-    def data_pretty(self, obj: SyncLog) -> str:
-        return pretty_json(obj.data)
+    def intercom_disconnect_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        connector = self._connector_or_404(request, object_id)
+        if not self.has_change_permission(request, connector):
+            raise PermissionDenied
+        if request.method == "POST":
+            intercom_disconnect(connector=connector)
+            self._call_after_save(request, connector, "sync.incoming.fetch", "connector_schedules_update", "Updating the fetch schedules")
+            self.message_user(request, f"{connector} is disconnected from Intercom.", messages.SUCCESS)
+            return redirect(reverse("admin:sync_connector_change", args=[connector.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Disconnect Intercom",
+            "explanation": (
+                f"The stored access token of workspace “{connector.intercom_workspace_name or connector.intercom_workspace_id}” "
+                "will be deleted. Nothing is synced with Intercom until you connect again. To revoke the token in "
+                "Intercom itself, uninstall the app from the workspace."
+            ),
+            "queryset": [connector],
+            "opts": self.model._meta,
+            "action_name": "",
+        }
+        return TemplateResponse(request, "admin/sync/connector/action_confirmation.html", context)
 
-
-@admin.register(HullNotification)
-class HullNotificationAdmin(ReadOnlyAdmin):
-    list_display = ("received_at", "connector", "channel", "notification_id", "message_count", "status", "attempts")
-    list_filter = ("status", "channel", "is_export", "connector")
-    search_fields = ("notification_id",)
-    readonly_fields = ("payload_pretty",)
-    exclude = ("payload",)
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        qs = super().get_queryset(request)
-        return qs if request.resolver_match and request.resolver_match.url_name.endswith("change") else qs.defer("payload")
-
-    @admin.display(description="payload")
-    def payload_pretty(self, obj: HullNotification) -> str:
-        return pretty_json(obj.payload)
-
-
-@admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdmin):
-    list_display = ("received_at", "connector", "topic", "notification_id", "status", "attempts", "delivery_attempts")
-    list_filter = ("status", "topic", "connector")
-    search_fields = ("notification_id", "topic")
-    readonly_fields = ("payload_pretty",)
-    exclude = ("payload",)
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        qs = super().get_queryset(request)
-        return qs if request.resolver_match and request.resolver_match.url_name.endswith("change") else qs.defer("payload")
-
-    @admin.display(description="payload")
-    def payload_pretty(self, obj: WebhookDelivery) -> str:
-        return pretty_json(obj.payload)
-
-
-@admin.register(HullSegment)
-class HullSegmentAdmin(ReadOnlyAdmin):
-    list_display = ("name", "kind", "hull_id", "connector", "deleted", "updated_at")
-    list_filter = ("kind", "deleted", "connector")
-    search_fields = ("name", "hull_id")
-
-
-@admin.register(IdentityLink)
-class IdentityLinkAdmin(ReadOnlyAdmin):
-    list_display = ("entity", "hull_id", "intercom_id", "email", "external_id", "connector", "updated_at")
-    list_filter = ("entity", "connector")
-    search_fields = ("hull_id", "intercom_id", "email", "external_id")
-
-
-@admin.register(SyncCursor)
-class SyncCursorAdmin(ReadOnlyAdmin):
-    list_display = ("connector", "kind", "stream", "status", "high_water_mark", "pages", "entities", "total_estimate", "updated_at")
-    list_filter = ("kind", "stream", "status", "connector")
+    def object_action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        """The buttons on a connector's pages: the changelist action, for this one connector."""
+        connector = self._connector_or_404(request, object_id)
+        available = self.get_actions(request)  # already filtered by the actions' permissions
+        if action not in available:
+            raise PermissionDenied
+        func = available[action][0]
+        response = func(self, request, Connector.objects.filter(pk=connector.pk))
+        return response or redirect(reverse("admin:sync_connector_dashboard", args=[connector.pk]))

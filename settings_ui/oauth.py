@@ -1,17 +1,34 @@
 """Connecting a connector to an Intercom workspace with OAuth (social-auth-app-django).
 
-The flow is not a login: the pipeline stores the token, encrypted, on the connector whose id
-was put in the session when staff clicked "Connect Intercom".
+The flow is not a login: staff stay who they are. "Connect Intercom" puts the connector id in the
+session, social-auth sends staff to Intercom's authorize page, and the pipeline stores the token,
+encrypted, on that connector, then goes back to its settings page (reference/intercom-api.md §1.2-1.3).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
 from social_core.backends.oauth import BaseOAuth2
+from social_core.exceptions import AuthException
+
+from sync.models import Connector
+
+logger = logging.getLogger(__name__)
 
 SESSION_CONNECTOR_KEY = "intercom_oauth_connector_id"
+
+
+def connector_admin_url(connector_id: Any) -> str:
+    if connector_id:
+        return reverse("admin:sync_connector_change", args=[connector_id])
+    return reverse("admin:sync_connector_changelist")
 
 
 class IntercomOAuth2(BaseOAuth2):
@@ -23,39 +40,83 @@ class IntercomOAuth2(BaseOAuth2):
     STATE_PARAMETER = True
     EXTRA_DATA = [("token_type", "token_type")]
 
+    # Read at call time (not class attributes) so the demo and tests can point them at the sandbox.
     def authorization_url(self) -> str:
         return f"{settings.INTERCOM_OAUTH_BASE}/oauth"
 
     def access_token_url(self) -> str:
         return f"{settings.INTERCOM_API_BASE}/auth/eagle/token"
 
+    def request_access_token(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        response = super().request_access_token(*args, **kwargs)
+        # Intercom has been seen answering with `token` alone; social-auth expects `access_token`.
+        if "access_token" not in response and response.get("token"):
+            response["access_token"] = response["token"]
+        return response
+
+    def auth_complete(self, *args: Any, **kwargs: Any) -> Any:
+        """A refused or broken authorization goes back to the connector page with a message, not a 500."""
+        try:
+            return super().auth_complete(*args, **kwargs)
+        except AuthException as error:
+            logger.warning("admin.oauth.failed", extra={"error": str(error)})
+            request = self.strategy.request
+            messages.error(request, f"Intercom did not connect: {error}")
+            return redirect(connector_admin_url(self.strategy.session_get(SESSION_CONNECTOR_KEY)))
+
     def get_user_id(self, details: dict[str, Any], response: dict[str, Any]) -> str:
-        return str(response.get("app", {}).get("id_code") or response.get("id") or "")
+        return str((response.get("app") or {}).get("id_code") or response.get("id") or "")
 
     def get_user_details(self, response: dict[str, Any]) -> dict[str, Any]:
         app = response.get("app") or {}
         return {"username": app.get("id_code", ""), "email": response.get("email", ""), "fullname": app.get("name", "")}
 
     def user_data(self, access_token: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        # /me names the workspace (app.id_code) the token belongs to.
         return self.get_json(
             f"{settings.INTERCOM_API_BASE}/me",
             headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
         )
 
 
-def store_token_on_connector(backend: Any, response: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-    """Pipeline step: save the token and workspace on the chosen connector, then go back to it."""
-    from django.shortcuts import redirect
+def store_token_on_connector(backend: Any, response: dict[str, Any], *args: Any, **kwargs: Any) -> HttpResponse:
+    """Pipeline step: save the token and workspace on the chosen connector, then go back to it.
 
-    from sync.models import Connector
-
+    Returning a response ends the pipeline before any login or user creation happens.
+    """
+    request = backend.strategy.request
     connector_id = backend.strategy.session_get(SESSION_CONNECTOR_KEY)
-    connector = Connector.objects.filter(pk=connector_id).first()
-    if connector is None:
-        return redirect("/admin/")
+    connector = Connector.objects.filter(pk=connector_id).first() if connector_id else None
+    if connector is None or not request.user.has_perm("sync.change_connector"):
+        messages.error(request, "Start the Intercom connection from a connector's settings page.")
+        return redirect(connector_admin_url(None))
     app = response.get("app") or {}
-    connector.intercom_access_token = response["access_token"]
-    connector.intercom_workspace_id = app.get("id_code", "")
-    connector.intercom_workspace_name = app.get("name", "")
+    intercom_connection_store(
+        connector=connector,
+        access_token=response["access_token"],
+        workspace_id=app.get("id_code", ""),
+        workspace_name=app.get("name", ""),
+    )
+    backend.strategy.session_pop(SESSION_CONNECTOR_KEY)
+    messages.success(request, f"Connected to the Intercom workspace “{connector.intercom_workspace_name or connector.intercom_workspace_id}”.")
+    return redirect(connector_admin_url(connector.pk))
+
+
+def intercom_connection_store(*, connector: Connector, access_token: str, workspace_id: str, workspace_name: str) -> None:
+    connector.intercom_access_token = access_token
+    connector.intercom_workspace_id = workspace_id
+    connector.intercom_workspace_name = workspace_name
     connector.save(update_fields=["intercom_access_token", "intercom_workspace_id", "intercom_workspace_name", "updated_at"])
-    return redirect(f"/admin/sync/connector/{connector.pk}/change/")
+    logger.info("admin.oauth.connected", extra={"connector": connector.pk, "workspace": workspace_id})
+
+
+def intercom_disconnect(*, connector: Connector) -> None:
+    """Forget the token: the connector stops talking to Intercom until it is connected again.
+
+    The workspace id is kept so logs and cursors still say which workspace they belong to.
+    Intercom tokens do not expire; revoking one is done by uninstalling the app in Intercom.
+    """
+    connector.intercom_access_token = ""
+    connector.webhook_id = ""
+    connector.save(update_fields=["intercom_access_token", "webhook_id", "updated_at"])
+    logger.info("admin.oauth.disconnected", extra={"connector": connector.pk})

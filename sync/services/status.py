@@ -89,7 +89,4 @@ def connector_status(*, connector: Connector) -> ConnectorStatus:
     )
     if failed:
         result.add(WARNING, f"{failed} notification(s) or webhook(s) failed in the last hour; they can be replayed.")
-
-    if not result.messages:
-        result.messages.append("allgood")
     return result

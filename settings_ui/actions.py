@@ -1,0 +1,186 @@
+"""Connector admin actions. Each asks for confirmation, then calls one service per connector.
+
+The same functions serve the changelist's action menu and the buttons on a connector's own page
+(`ConnectorAdmin.object_action_view`), so there is one code path to test.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+from sync.models import Connector, SyncCursor
+
+logger = logging.getLogger(__name__)
+
+CONFIRMATION_TEMPLATE = "admin/sync/connector/action_confirmation.html"
+
+
+class ActionRefused(Exception):
+    """The connector is not in a state where the action makes sense; the message says why."""
+
+
+def _require_intercom(connector: Connector) -> None:
+    if not connector.is_intercom_connected:
+        raise ActionRefused("connect Intercom first (Getting started).")
+
+
+def _require_hull(connector: Connector) -> None:
+    if not connector.is_hull_configured:
+        raise ActionRefused("enter the Hull credentials first (Getting started).")
+
+
+def confirm_then_run(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Connector],
+    *,
+    title: str,
+    explanation: str,
+    run: Callable[[Connector], str],
+) -> TemplateResponse | None:
+    """Show a confirmation page; on "Yes, I'm sure" run `run` on each connector and report each outcome."""
+    if request.POST.get("post") != "yes":
+        context = {
+            **modeladmin.admin_site.each_context(request),
+            "title": title,
+            "explanation": explanation,
+            "queryset": queryset,
+            "opts": modeladmin.model._meta,
+            "action_name": request.POST.get("action", ""),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, CONFIRMATION_TEMPLATE, context)
+    for connector in queryset:
+        try:
+            outcome = run(connector)
+        except ActionRefused as refusal:
+            modeladmin.message_user(request, f"{connector}: {refusal}", messages.WARNING)
+        except ImportError:
+            logger.exception("admin.action.unavailable", extra={"connector": connector.pk, "title": title})
+            modeladmin.message_user(request, f"{connector}: {title} is not available in this version.", messages.ERROR)
+        except Exception as error:  # the service's failure is reported, never a 500 page
+            logger.exception("admin.action.failed", extra={"connector": connector.pk, "title": title})
+            modeladmin.message_user(request, f"{connector}: {title} failed: {error}", messages.ERROR)
+        else:
+            modeladmin.message_user(request, f"{connector}: {outcome}", messages.SUCCESS)
+    return None
+
+
+def _fetch_all(stream: str) -> Callable[[Connector], str]:
+    def run(connector: Connector) -> str:
+        _require_intercom(connector)
+        _require_hull(connector)
+        from sync.incoming.fetch import connector_fetch_all
+
+        connector_fetch_all(connector=connector, stream=stream)
+        return f"fetch all {stream} started; follow it on the dashboard."
+
+    return run
+
+
+def _make_fetch_action(stream: str, label: str) -> Callable:
+    @admin.action(description=f"Fetch all {label} from Intercom", permissions=["change"])
+    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Connector]) -> TemplateResponse | None:
+        return confirm_then_run(
+            modeladmin,
+            request,
+            queryset,
+            title=f"Fetch all {label}",
+            explanation=(
+                f"Retrieves every {label[:-1] if label != 'companies' else 'company'} in the Intercom workspace and "
+                "sends it to Hull, page by page in the background. It resumes where it stopped after a restart."
+            ),
+            run=_fetch_all(stream),
+        )
+
+    action.__name__ = f"fetch_all_{stream}"
+    return action
+
+
+fetch_all_users = _make_fetch_action("users", "users")
+fetch_all_leads = _make_fetch_action("leads", "leads")
+fetch_all_companies = _make_fetch_action("companies", "companies")
+
+
+def _cancel_fetches(connector: Connector) -> str:
+    from sync.incoming.fetch import fetch_cancel
+
+    for stream in SyncCursor.Stream.values:
+        fetch_cancel(connector=connector, stream=stream)
+    return "running fetch-all runs will stop after their current page."
+
+
+@admin.action(description="Cancel running fetch-all", permissions=["change"])
+def cancel_fetch_all(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Connector]) -> TemplateResponse | None:
+    return confirm_then_run(
+        modeladmin,
+        request,
+        queryset,
+        title="Cancel running fetch-all",
+        explanation="Stops every running fetch-all of these connectors after the page in progress.",
+        run=_cancel_fetches,
+    )
+
+
+def _sync_data_attributes(connector: Connector) -> str:
+    _require_intercom(connector)
+    from settings_ui.schema import forget_data_attributes
+    from sync.outgoing.attributes import data_attributes_sync
+
+    result = data_attributes_sync(connector=connector)
+    forget_data_attributes(connector)
+    return f"data attributes synced{f' ({result})' if result else ''}."
+
+
+@admin.action(description="Sync data attributes to Intercom", permissions=["change"])
+def sync_data_attributes(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Connector]) -> TemplateResponse | None:
+    return confirm_then_run(
+        modeladmin,
+        request,
+        queryset,
+        title="Sync data attributes",
+        explanation=(
+            "Creates in Intercom the custom attributes your outgoing mappings write and that do not exist yet, "
+            "with the data type of the Hull value."
+        ),
+        run=_sync_data_attributes,
+    )
+
+
+def _replay_failures(connector: Connector) -> str:
+    from sync.services.replay import connector_failures_replay
+
+    deliveries, notifications = connector_failures_replay(connector=connector)
+    return f"{deliveries} webhook deliveries and {notifications} Hull notifications queued again."
+
+
+@admin.action(description="Replay failed webhook deliveries and notifications", permissions=["change"])
+def replay_failures(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Connector]) -> TemplateResponse | None:
+    return confirm_then_run(
+        modeladmin,
+        request,
+        queryset,
+        title="Replay failed deliveries and notifications",
+        explanation=(
+            "Every failed Intercom webhook delivery and Hull notification of these connectors goes back to the "
+            "queue and is processed again. Processing is idempotent: nothing is duplicated."
+        ),
+        run=_replay_failures,
+    )
+
+
+CONNECTOR_ACTIONS = [
+    fetch_all_users,
+    fetch_all_leads,
+    fetch_all_companies,
+    cancel_fetch_all,
+    sync_data_attributes,
+    replay_failures,
+]

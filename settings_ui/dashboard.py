@@ -1,0 +1,96 @@
+"""What the connector dashboard shows, read in one place (a selector: it only reads)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count
+from django.urls import reverse
+from django.utils import timezone
+
+from sync.models import Connector, DeliveryStatus, HullNotification, RateBudget, SyncCursor, SyncLog, WebhookDelivery
+from sync.services.status import ConnectorStatus, connector_status
+
+LATEST_ERRORS = 20
+
+
+@dataclass
+class EntityCounts:
+    entity: str
+    success: int = 0
+    skip: int = 0
+    halted: int = 0
+    error: int = 0
+
+
+def webhook_url(connector: Connector) -> str:
+    """The URL to paste into the Intercom app's webhook settings."""
+    return f"{settings.PUBLIC_BASE_URL}/intercom/{connector.slug}/webhooks"
+
+
+def rate_budget(connector: Connector) -> RateBudget | None:
+    # The Intercom client keys the budget by workspace id, or by connector before one is known.
+    keys = [key for key in (connector.intercom_workspace_id, f"connector-{connector.pk}") if key]
+    return RateBudget.objects.filter(workspace_key__in=keys).order_by("-updated_at").first()
+
+
+def queue_depth() -> int | None:
+    """Tasks waiting in django-q2's ORM broker (None with the Redis broker, which the admin can't count)."""
+    if "orm" not in settings.Q_CLUSTER:
+        return None
+    from django_q.models import OrmQ
+
+    return OrmQ.objects.count()
+
+
+def counts_last_day(connector: Connector) -> list[EntityCounts]:
+    since = timezone.now() - timedelta(hours=24)
+    rows = (
+        SyncLog.objects.filter(connector=connector, created_at__gte=since)
+        .values("entity", "direction", "status")
+        .annotate(n=Count("id"))
+    )
+    table: dict[tuple[str, str], EntityCounts] = {}
+    for row in rows:
+        key = (row["entity"], row["direction"])
+        label = f"{SyncLog.EntityType(row['entity']).label} ({'incoming' if row['direction'] == 'incoming' else 'outgoing'})"
+        counts = table.setdefault(key, EntityCounts(entity=label))
+        setattr(counts, row["status"], getattr(counts, row["status"], 0) + row["n"])
+    return [table[key] for key in sorted(table)]
+
+
+def dashboard_context(connector: Connector) -> dict[str, Any]:
+    status: ConnectorStatus = connector_status(connector=connector)
+    cursors = {(c.kind, c.stream): c for c in SyncCursor.objects.filter(connector=connector)}
+    streams = [
+        {
+            "stream": stream,
+            "label": label,
+            "incremental": cursors.get((SyncCursor.Kind.INCREMENTAL, stream)),
+            "fetch_all": cursors.get((SyncCursor.Kind.FETCH_ALL, stream)),
+            "enabled": getattr(connector, f"fetch_{stream}"),
+            "interval": getattr(connector, f"fetch_{stream}_interval"),
+        }
+        for stream, label in SyncCursor.Stream.choices
+    ]
+    errors = SyncLog.objects.filter(connector=connector, status=SyncLog.Status.ERROR).defer("data")[:LATEST_ERRORS]
+    budget = rate_budget(connector)
+    return {
+        "connector": connector,
+        "status": status,
+        "webhook_url": webhook_url(connector),
+        "streams": streams,
+        "pending_notifications": HullNotification.objects.filter(connector=connector, status=DeliveryStatus.PENDING).count(),
+        "failed_notifications": HullNotification.objects.filter(connector=connector, status=DeliveryStatus.FAILED).count(),
+        "pending_deliveries": WebhookDelivery.objects.filter(connector=connector, status=DeliveryStatus.PENDING).count(),
+        "failed_deliveries": WebhookDelivery.objects.filter(connector=connector, status=DeliveryStatus.FAILED).count(),
+        "queue_depth": queue_depth(),
+        "budget": budget,
+        "budget_fresh": bool(budget and budget.reset_at and budget.reset_at > timezone.now()),
+        "counts": counts_last_day(connector),
+        "latest_errors": errors,
+        "synclog_url": reverse("admin:sync_synclog_changelist") + f"?connector__id__exact={connector.pk}",
+    }

@@ -1,0 +1,282 @@
+"""Forms behind the connector page: segment and topic pickers, write-only secrets, mapping rows."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.html import format_html, format_html_join
+
+from settings_ui import schema, spec_texts
+from sync.models import Connector, Direction, Entity, FieldMapping, HullSegment, IdentityClaim
+
+logger = logging.getLogger(__name__)
+
+SECRET_FIELDS = ("hull_secret", "intercom_access_token", "intercom_client_secret")
+ALL_SEGMENTS = "ALL"
+
+# Identity strategies Hull's manifest allows per entity (reference/hull-intercom-behaviour.md §2.1,
+# with DECISIONS.md's domain <-> website for companies).
+CLAIM_CHOICES: dict[str, tuple[list[str], list[str]]] = {
+    Entity.USER: (["external_id", "email"], ["external_id", "email"]),
+    Entity.LEAD: (["email"], ["email"]),
+    Entity.COMPANY: (["external_id", "domain"], ["company_id", "website"]),
+}
+
+
+class LinesField(forms.CharField):
+    """A list stored as JSON, edited one item per line."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "cols": 60})
+
+    def prepare_value(self, value: Any) -> str:
+        if isinstance(value, (list, tuple)):
+            return "\n".join(str(item) for item in value)
+        return value or ""
+
+    def to_python(self, value: Any) -> list[str]:
+        if isinstance(value, (list, tuple)):
+            return [str(item).strip() for item in value if str(item).strip()]
+        return list(dict.fromkeys(line.strip() for line in (value or "").splitlines() if line.strip()))
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return self.to_python(initial) != self.to_python(data)
+
+
+class DatalistInput(forms.TextInput):
+    """A text box with suggestions (HTML datalist): pick Intercom's attribute or type a new one."""
+
+    def __init__(self, options: list[schema.AttributeOption], list_id: str, attrs: dict | None = None) -> None:
+        super().__init__(attrs={"list": list_id, "autocomplete": "off", "size": 30, **(attrs or {})})
+        self.options = options
+        self.list_id = list_id
+
+    def render(self, name: str, value: Any, attrs: dict | None = None, renderer: Any = None) -> str:
+        # The list is rendered next to each box: duplicate ids are harmless in a datalist (first wins),
+        # and the empty template row the admin clones for "Add another" keeps working.
+        datalist = format_html(
+            '<datalist id="{}">{}</datalist>',
+            self.list_id,
+            format_html_join("", '<option value="{}">{}</option>', ((o.value, o.label) for o in self.options)),
+        )
+        return format_html("{}{}", super().render(name, value, attrs, renderer), datalist)
+
+
+def segment_choices(connector: Connector | None, kind: str, selected: list[str]) -> list[tuple[str, str]]:
+    """`ALL`, then the segments Hull has sent us; ids no longer known are kept so saving loses nothing."""
+    choices = [(ALL_SEGMENTS, "ALL (every one)")]
+    known: set[str] = set()
+    if connector is not None and connector.pk:
+        for segment in HullSegment.objects.filter(connector=connector, kind=kind, deleted=False).order_by("name"):
+            choices.append((segment.hull_id, segment.name))
+            known.add(segment.hull_id)
+    for value in selected or []:
+        if value != ALL_SEGMENTS and value not in known:
+            choices.append((value, f"{value} (not among the segments Hull has sent)"))
+    return choices
+
+
+def topic_choices(selected: list[str]) -> list[tuple[str, str]]:
+    choices = [
+        (topic, f"{topic}: {info.description} → {info.action}") for topic, info in spec_texts.INCOMING_TOPICS.items()
+    ]
+    # Patterns such as conversation.* (STYLE.md convention 13) saved earlier stay selectable.
+    choices += [(value, f"{value} (pattern)") for value in selected or [] if value not in spec_texts.INCOMING_TOPICS]
+    return choices
+
+
+class ConnectorForm(forms.ModelForm):
+    """The connector settings. Secrets are write-only: never shown back; leaving them blank keeps the old value."""
+
+    synchronized_lead_segments = forms.MultipleChoiceField(
+        label="Lead filter", required=False, widget=forms.SelectMultiple(attrs={"size": 6})
+    )
+    synchronized_user_segments = forms.MultipleChoiceField(
+        label="User filter", required=False, widget=forms.SelectMultiple(attrs={"size": 6})
+    )
+    synchronized_account_segments = forms.MultipleChoiceField(
+        label="Companies filter", required=False, widget=forms.SelectMultiple(attrs={"size": 6})
+    )
+    incoming_events = forms.MultipleChoiceField(
+        label="Intercom events whitelist", required=False, widget=forms.CheckboxSelectMultiple
+    )
+    outgoing_events = LinesField(label="Hull events whitelist", required=False)
+
+    class Meta:
+        model = Connector
+        fields = "__all__"
+        widgets = {name: forms.PasswordInput(render_value=False) for name in SECRET_FIELDS}
+        labels = {"intercom_access_token": "Intercom access token (private app)"}
+        help_texts = {
+            "intercom_access_token": (
+                "Instead of connecting with OAuth you can paste the access token of a private Intercom app "
+                "(Developer Hub → your app → Configure → Authentication)."
+            ),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Warnings that do not block saving (Intercom unreachable); the admin shows them after save.
+        self.warnings: list[str] = []
+        connector = self.instance if self.instance.pk else None
+        for name, kind in (
+            ("synchronized_lead_segments", HullSegment.Kind.USER),
+            ("synchronized_user_segments", HullSegment.Kind.USER),
+            ("synchronized_account_segments", HullSegment.Kind.ACCOUNT),
+        ):
+            self.fields[name].choices = segment_choices(connector, kind, getattr(self.instance, name))
+        self.fields["incoming_events"].choices = topic_choices(self.instance.incoming_events)
+        for name, text in spec_texts.HELP.items():
+            if name in self.fields:
+                self.fields[name].help_text = text
+        for name in SECRET_FIELDS:
+            if name in self.fields and self.instance.pk and getattr(self.instance, name):
+                self.fields[name].help_text = (
+                    "Stored (encrypted). Leave blank to keep it, type a new value to replace it. " + self.fields[name].help_text
+                )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        stored = Connector.objects.get(pk=self.instance.pk) if self.instance.pk else None
+        for name in SECRET_FIELDS:
+            if name in cleaned and not cleaned[name] and stored is not None:
+                cleaned[name] = getattr(stored, name)
+        new_token = cleaned.get("intercom_access_token")
+        if new_token and (stored is None or new_token != stored.intercom_access_token):
+            self._identify_workspace(new_token, cleaned)
+        for name in ("synchronized_lead_segments", "synchronized_user_segments", "synchronized_account_segments"):
+            values = cleaned.get(name) or []
+            if ALL_SEGMENTS in values and len(values) > 1:
+                # ALL already includes every segment; keeping both would only confuse the next reader.
+                cleaned[name] = [ALL_SEGMENTS]
+        return cleaned
+
+    def _identify_workspace(self, token: str, cleaned: dict[str, Any]) -> None:
+        """A pasted token is checked against Intercom's /me, which also names the workspace."""
+        try:
+            from sync.intercom.client import IntercomClient
+            from sync.intercom.errors import IntercomUnauthorized
+        except ImportError:  # the client is not there yet: accept the token as it is
+            return
+        from django.conf import settings
+
+        base = cleaned.get("intercom_api_base") or settings.INTERCOM_API_BASE
+        try:
+            me = IntercomClient(
+                token, workspace_key=cleaned.get("intercom_workspace_id") or "admin-check", base_url=base, max_retries=0
+            ).me()
+        except IntercomUnauthorized:
+            self.add_error("intercom_access_token", "Intercom rejected this access token (401 Unauthorized).")
+            return
+        except Exception as error:  # Intercom unreachable: keep the token, say we could not check it
+            self.warnings.append(f"The access token was saved but could not be checked with Intercom: {error}")
+            return
+        app = me.get("app") or {}
+        cleaned["intercom_workspace_id"] = app.get("id_code") or cleaned.get("intercom_workspace_id", "")
+        cleaned["intercom_workspace_name"] = app.get("name") or cleaned.get("intercom_workspace_name", "")
+        # Fields not in cleaned_data are not copied to the instance by construct_instance.
+        self.instance.intercom_workspace_id = cleaned["intercom_workspace_id"]
+        self.instance.intercom_workspace_name = cleaned["intercom_workspace_name"]
+
+
+class FieldMappingForm(forms.ModelForm):
+    """One mapping row of a fixed entity and direction (set by the inline, not by staff)."""
+
+    ENTITY: str = ""
+    DIRECTION: str = ""
+
+    class Meta:
+        model = FieldMapping
+        fields = ("entity", "direction", "hull_attribute", "intercom_attribute", "overwrite")
+        widgets = {"entity": forms.HiddenInput, "direction": forms.HiddenInput}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["entity"].initial = self.ENTITY
+        self.fields["direction"].initial = self.DIRECTION
+        self.fields["hull_attribute"].widget.attrs.setdefault("size", 30)
+        if self.instance.pk and self.instance.read_only:
+            # The identity mappings (id, email, external_id) carry the join between the two systems.
+            for name in ("hull_attribute", "intercom_attribute"):
+                self.fields[name].disabled = True
+                self.fields[name].help_text = "Identity field: always synced."
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        cleaned["entity"], cleaned["direction"] = self.ENTITY, self.DIRECTION
+        self.instance.entity, self.instance.direction = self.ENTITY, self.DIRECTION
+        name = (cleaned.get("intercom_attribute") or "").strip()
+        if self.DIRECTION == Direction.OUTGOING and name:
+            model = "company" if self.ENTITY == Entity.COMPANY else "contact"
+            connector = Connector.objects.filter(pk=self.instance.connector_id).first() if self.instance.connector_id else None
+            reason = schema.read_only_reason(connector, model, name)
+            if reason:
+                self.add_error("intercom_attribute", reason)
+        hull = (cleaned.get("hull_attribute") or "").strip()
+        if hull.startswith("traits_"):
+            # Hull's UI prefixes attributes with traits_; the connector strips it, so store the bare name.
+            cleaned["hull_attribute"] = hull[len("traits_"):]
+        return cleaned
+
+
+class MappingFormSet(forms.BaseInlineFormSet):
+    """Refuses deleting identity mappings, and two rows writing the same target attribute."""
+
+    def clean(self) -> None:
+        super().clean()
+        targets: dict[str, str] = {}
+        for form in self.forms:
+            if self.can_delete and self._should_delete_form(form):
+                if form.instance.pk and form.instance.read_only:
+                    raise ValidationError(f"“{form.instance.intercom_attribute}” is an identity mapping and cannot be removed.")
+                continue
+            data = getattr(form, "cleaned_data", None) or {}
+            outgoing = data.get("direction") == Direction.OUTGOING
+            target = data.get("intercom_attribute" if outgoing else "hull_attribute")
+            if not target:
+                continue
+            if target in targets:
+                side = "Intercom field" if outgoing else "Hull attribute"
+                raise ValidationError(f"Two rows write the {side} “{target}”: keep one.")
+            targets[target] = target
+
+
+class IdentityClaimForm(forms.ModelForm):
+    ENTITY: str = ""
+
+    class Meta:
+        model = IdentityClaim
+        fields = ("entity", "hull_attribute", "intercom_attribute", "priority")
+        widgets = {"entity": forms.HiddenInput}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        hull_names, intercom_names = CLAIM_CHOICES[self.ENTITY]
+        self.fields["entity"].initial = self.ENTITY
+        self.fields["hull_attribute"].widget = forms.Select(choices=[("", "---------")] + [(n, n) for n in hull_names])
+        self.fields["intercom_attribute"].widget = forms.Select(choices=[("", "---------")] + [(n, n) for n in intercom_names])
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        cleaned["entity"] = self.ENTITY
+        self.instance.entity = self.ENTITY
+        hull_names, intercom_names = CLAIM_CHOICES[self.ENTITY]
+        if cleaned.get("hull_attribute") and cleaned["hull_attribute"] not in hull_names:
+            self.add_error("hull_attribute", f"Choose one of: {', '.join(hull_names)}.")
+        if cleaned.get("intercom_attribute") and cleaned["intercom_attribute"] not in intercom_names:
+            self.add_error("intercom_attribute", f"Choose one of: {', '.join(intercom_names)}.")
+        return cleaned
+
+
+class ClaimFormSet(forms.BaseInlineFormSet):
+    """An entity without any identity claim could never be matched, so at least one row must stay."""
+
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors):
+            return
+        remaining = [f for f in self.forms if f.cleaned_data and not (self.can_delete and self._should_delete_form(f))]
+        if not remaining:
+            raise ValidationError("Keep at least one identity claim: without one nothing can be matched.")

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from sync.incoming.webhooks import webhook_delivery_receive
 from webhooks.intercom_auth import IntercomSignatureAuthentication
+from webhooks.throttles import PublicEndpointThrottle
 
 
 class HasVerifiedSignature(BasePermission):
@@ -28,6 +29,7 @@ class HasVerifiedSignature(BasePermission):
 class IntercomWebhookView(APIView):
     authentication_classes = [IntercomSignatureAuthentication]
     permission_classes = [HasVerifiedSignature]
+    throttle_classes = [PublicEndpointThrottle]
 
     def head(self, request: Request, slug: str) -> Response:
         # Intercom validates the URL with a HEAD when the webhook is saved.

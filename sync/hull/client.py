@@ -1,0 +1,255 @@
+"""The Hull client: one class, one request method, typed errors (reference/hull-platform.md §1, §3).
+
+The connector talks to Hull in two ways: the platform REST API (`https://<org>/api/v1/...`, its own
+settings, status and segments) and the firehose (`https://firehose.<domain>`, every write to users,
+accounts and events). Both authenticate with the connector id and secret in headers (§1.2); each
+firehose record also carries an HS256 JWT naming its entity (§1.3), built here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+import jwt
+import requests
+
+logger = logging.getLogger("sync.hull.client")
+
+USER_AGENT = "Hull Python Connector (intercom) 0.1"
+DEFAULT_TIMEOUT = 10.0  # seconds; Hull's own client uses 10 s for GETs
+MAX_RETRIES = 2  # Hull's client retries twice on timeouts and >= 500
+RETRY_BACKOFF = 0.25  # seconds, doubled per attempt
+
+# §1.3: the only claim keys Hull accepts; anything else is silently dropped by its client.
+USER_CLAIM_KEYS = ("id", "email", "external_id", "anonymous_id")
+ACCOUNT_CLAIM_KEYS = ("id", "external_id", "domain", "anonymous_id")
+
+
+class HullApiError(Exception):
+    """A call to Hull failed. `status` is the HTTP status (None for transport errors)."""
+
+    def __init__(self, message: str, *, status: int | None = None, url: str = "", body: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.url = url
+        self.body = body
+
+
+class HullUnauthorized(HullApiError):
+    """401/403, or 404 on /app: the connector id or secret is wrong (Hull's ConnectorNotFound)."""
+
+
+class HullNotFound(HullApiError):
+    """404 on anything else."""
+
+
+class HullServerError(HullApiError):
+    """5xx after the retries."""
+
+
+class HullUnavailable(HullApiError):
+    """Timeouts and connection errors after the retries."""
+
+
+class HullClaimsError(ValueError):
+    """No usable claim to name the entity: Hull's client throws too (§1.3)."""
+
+
+# --- claims and JWTs ---------------------------------------------------------------------------
+
+
+def filter_claims(claims: Mapping[str, Any] | str | None, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """Keep the allowed claim keys with a value; a bare string is a Hull id (as in Hull's client)."""
+    if claims is None:
+        return {}
+    if isinstance(claims, str):
+        return {"id": claims} if claims else {}
+    return {key: claims[key] for key in allowed if claims.get(key) not in (None, "")}
+
+
+def entity_claims(
+    connector_id: str,
+    *,
+    user: Mapping[str, Any] | str | None = None,
+    account: Mapping[str, Any] | str | None = None,
+    additional: Mapping[str, Any] | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """The JWT claims of §1.3: as user, as account, or (both given) user linked to account."""
+    as_user = filter_claims(user, USER_CLAIM_KEYS)
+    as_account = filter_claims(account, ACCOUNT_CLAIM_KEYS)
+    if user is not None and not as_user:
+        raise HullClaimsError("User claims need one of id, email, external_id, anonymous_id.")
+    if account is not None and not as_account:
+        raise HullClaimsError("Account claims need one of id, external_id, domain, anonymous_id.")
+    if not as_user and not as_account:
+        raise HullClaimsError("A firehose record needs user or account claims.")
+    subject_type = "account" if as_account else "user"
+    claims: dict[str, Any] = {"iss": connector_id, "iat": int(now if now is not None else time.time())}
+    claims["io.hull.subjectType"] = subject_type
+    if as_user:
+        claims["io.hull.asUser"] = as_user
+    if as_account:
+        claims["io.hull.asAccount"] = as_account
+    subject = as_account if subject_type == "account" else as_user
+    if subject.get("id"):
+        claims["sub"] = subject["id"]
+    if additional:
+        claims.update(additional)
+    return claims
+
+
+def entity_token(secret: str, connector_id: str, **kwargs: Any) -> str:
+    """An HS256 JWT signed with the connector secret, for one firehose record's header."""
+    return jwt.encode(entity_claims(connector_id, **kwargs), secret, algorithm="HS256")
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --- the client --------------------------------------------------------------------------------
+
+
+def _base_url(organization: str) -> str:
+    # A full URL is accepted so the local demo can point at the sandbox (http://localhost/...).
+    if organization.startswith(("http://", "https://")):
+        return organization.rstrip("/")
+    return f"https://{organization}"
+
+
+def default_firehose_url(organization: str) -> str:
+    """`https://firehose.<domain>` (§1.1); the org host is split at its first dot."""
+    if organization.startswith(("http://", "https://")):
+        return _base_url(organization) + "/api/v1/firehose"
+    _namespace, _, domain = organization.partition(".")
+    return f"https://firehose.{domain or organization}"
+
+
+class HullClient:
+    """Credentials of one connector and the one `_request` every Hull call goes through."""
+
+    def __init__(
+        self,
+        connector_id: str,
+        secret: str,
+        organization: str,
+        *,
+        firehose_url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.connector_id = connector_id
+        self.secret = secret
+        self.organization = organization
+        self.api_base = _base_url(organization) + "/api/v1"
+        self.firehose_url = firehose_url or default_firehose_url(organization)
+        self.timeout = timeout
+        self.session = session or requests.Session()
+
+    @classmethod
+    def for_connector(cls, connector: Any, **kwargs: Any) -> HullClient:
+        return cls(
+            connector.hull_id,
+            connector.hull_secret,
+            connector.hull_organization,
+            firehose_url=connector.hull_firehose_url or None,
+            **kwargs,
+        )
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"HullClient(id={self.connector_id!r}, organization={self.organization!r})"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """§1.2: the connector's credentials on every call (the secret is the REST access token)."""
+        return {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "Hull-App-Id": self.connector_id,
+            "Hull-Access-Token": self.secret,
+            "Hull-Organization": self.organization,
+        }
+
+    def token(self, **kwargs: Any) -> str:
+        return entity_token(self.secret, self.connector_id, **kwargs)
+
+    def _request(self, method: str, url: str, *, params: Mapping[str, Any] | None = None, json: Any = None) -> Any:
+        """Send, retrying timeouts and 5xx up to MAX_RETRIES times; map failures to typed errors."""
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            try:
+                response = self.session.request(
+                    method, url, params=params, json=json, headers=self.headers, timeout=self.timeout
+                )
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                if attempt < MAX_RETRIES:
+                    attempt += 1
+                    time.sleep(RETRY_BACKOFF * 2 ** (attempt - 1))
+                    continue
+                logger.warning("hull.api.unavailable", extra={"method": method, "url": url, "error": type(exc).__name__})
+                raise HullUnavailable(f"Hull is unreachable: {type(exc).__name__}", url=url) from exc
+            elapsed = round((time.monotonic() - started) * 1000)
+            status = response.status_code
+            logger.debug("hull.api.call", extra={"method": method, "url": url, "status": status, "ms": elapsed})
+            if status >= 500 and attempt < MAX_RETRIES:
+                attempt += 1
+                time.sleep(RETRY_BACKOFF * 2 ** (attempt - 1))
+                continue
+            if status < 400:
+                return _body(response)
+            body = _body(response)
+            logger.warning("hull.api.error", extra={"method": method, "url": url, "status": status})
+            message = f"Hull answered {status} to {method} {url}"
+            if status >= 500:
+                raise HullServerError(message, status=status, url=url, body=body)
+            if status in (401, 403) or (status == 404 and url.endswith("/app")):
+                raise HullUnauthorized(message, status=status, url=url, body=body)
+            if status == 404:
+                raise HullNotFound(message, status=status, url=url, body=body)
+            raise HullApiError(message, status=status, url=url, body=body)
+
+    # -- platform REST (§3.6) ---------------------------------------------------------------
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        return self._request("GET", f"{self.api_base}/{path.lstrip('/')}", params=params)
+
+    def put(self, path: str, body: Any) -> Any:
+        return self._request("PUT", f"{self.api_base}/{path.lstrip('/')}", json=body)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self._request("POST", f"{self.api_base}/{path.lstrip('/')}", json=body)
+
+    def get_app(self) -> dict[str, Any]:
+        """The connector object as Hull knows it (settings, manifest, status)."""
+        return self.get("app")
+
+    def put_status(self, status: str, messages: list[str]) -> Any:
+        """Report the connector status shown in Hull's dashboard."""
+        return self.put(f"{self.connector_id}/status", {"status": status, "messages": messages})
+
+    def users_segments(self) -> list[dict[str, Any]]:
+        return list(self.get("users_segments", {"shipId": self.connector_id}) or [])
+
+    def accounts_segments(self) -> list[dict[str, Any]]:
+        return list(self.get("accounts_segments", {"shipId": self.connector_id}) or [])
+
+    # -- firehose (§3.1) --------------------------------------------------------------------
+
+    def post_firehose(self, records: list[dict[str, Any]]) -> Any:
+        """One POST with a batch of records (FirehoseBatch builds and groups them)."""
+        now = utc_now_iso()
+        return self._request("POST", self.firehose_url, json={"batch": records, "timestamp": now, "sentAt": now})
+
+
+def _body(response: requests.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text

@@ -134,9 +134,11 @@ def _sync_data_attributes(connector: Connector) -> str:
     from settings_ui.schema import forget_data_attributes
     from sync.outgoing.attributes import data_attributes_sync
 
-    result = data_attributes_sync(connector=connector)
+    created = data_attributes_sync(connector=connector) or []
     forget_data_attributes(connector)
-    return f"data attributes synced{f' ({result})' if result else ''}."
+    if not created:
+        return "every mapped Intercom attribute already exists."
+    return "created in Intercom: " + ", ".join(f"{model} attribute {name}" for model, name in created) + "."
 
 
 @admin.action(description="Sync data attributes to Intercom", permissions=["change"])

@@ -1,8 +1,8 @@
 """What one incoming unit of work (a webhook delivery, a fetch page) needs, loaded once.
 
-The connector's incoming mappings and identity claims are read once per unit, not per contact;
-the Intercom client is created only when a transform really calls the API (conversation events
-need none), and the workspace's tag names are listed at most once per unit.
+Mappings and claims are cached on the connector instance (sync/mapping.py); the Intercom client
+is created only when a transform really calls the API (conversation events need none), and the
+workspace's tag names are listed at most once per unit.
 """
 
 from __future__ import annotations
@@ -11,16 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from sync.models import Connector, Direction, FieldMapping, HullSegment, IdentityClaim, WebhookDelivery
-
-
-@dataclass(frozen=True)
-class IncomingMapping:
-    """One incoming mapping row: Intercom field (dotted path) -> Hull attribute."""
-
-    intercom_attribute: str
-    hull_attribute: str
-    overwrite: bool
+from sync.models import Connector, HullSegment, WebhookDelivery
 
 
 @dataclass
@@ -37,25 +28,6 @@ class IncomingContext:
 
             self.client = IntercomClient.for_connector(self.connector)
         return self.client
-
-    @cached_property
-    def mappings(self) -> dict[str, list[IncomingMapping]]:
-        """Incoming mappings per entity (`user`, `lead`, `company`)."""
-        result: dict[str, list[IncomingMapping]] = {"user": [], "lead": [], "company": []}
-        rows = FieldMapping.objects.filter(connector=self.connector, direction=Direction.INCOMING).order_by("id")
-        for row in rows:
-            result.setdefault(row.entity, []).append(
-                IncomingMapping(row.intercom_attribute, row.hull_attribute, row.overwrite)
-            )
-        return result
-
-    @cached_property
-    def claims(self) -> dict[str, list[tuple[str, str]]]:
-        """(hull attribute, intercom field) per entity, in priority order."""
-        result: dict[str, list[tuple[str, str]]] = {"user": [], "lead": [], "company": []}
-        for row in IdentityClaim.objects.filter(connector=self.connector).order_by("priority", "id"):
-            result.setdefault(row.entity, []).append((row.hull_attribute, row.intercom_attribute))
-        return result
 
     @cached_property
     def segment_names(self) -> set[str]:

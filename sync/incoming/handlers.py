@@ -37,6 +37,8 @@ from sync.incoming.transforms import (
     contact_tag_names,
     contact_to_hull_user,
 )
+from sync.intercom.errors import IntercomNotFound
+from sync.mapping import mapping_rows
 from sync.models import DeliveryStatus, Direction, IdentityLink, SyncLog
 from sync.synclog import log_outcome
 
@@ -118,11 +120,15 @@ def contact_tag_changed(ctx: IncomingContext, note: IntercomNotification, *, add
     contact = normalise_contact(embedded, role=role)
     claims = contact_claims(ctx, role, contact)
     traits: dict[str, Any] = {}
-    tag_attributes = [m.hull_attribute for m in ctx.mappings.get(role, []) if m.intercom_attribute == "tags"]
+    rows = mapping_rows(ctx.connector, role, Direction.INCOMING)
+    tag_attributes = [row.hull_attribute for row in rows if row.intercom_attribute == "tags"]
     if tag_attributes:
         # The embedded list may predate the change: ask Intercom for the current tags.
-        names = contact_tag_names(ctx, {**contact, "tags": {"data": [], "has_more": True}})
-        traits = {attribute: names for attribute in tag_attributes}
+        try:
+            names = contact_tag_names(ctx, {**contact, "tags": {"data": [], "has_more": True}})
+            traits = {attribute: names for attribute in tag_attributes}
+        except IntercomNotFound:
+            traits = {}  # the contact is gone (deleted since): the event still stands
     tag_name = tag.get("name")
     send_event = bool(tag_name) and str(tag_name).casefold() not in ctx.segment_names
     event = "Added Tag" if added else "Removed Tag"

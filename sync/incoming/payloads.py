@@ -93,9 +93,10 @@ def to_unix_seconds(value: Any) -> int | None:
 
 def is_v1_contact(item: Mapping[str, Any]) -> bool:
     """A 1.x `user`/`contact` (lead) object rather than a v2 contact (which always carries `role`)."""
-    if "role" in item:
+    if "role" in item or "external_id" in item:
         return False
-    return item.get("type") in ("user", "contact", "lead") or "user_id" in item or "location_data" in item
+    # A 1.x lead is `type: "contact"` too, but always carries `user_id`; a slim 2.x contact does not.
+    return item.get("type") in ("user", "lead") or "user_id" in item or "location_data" in item
 
 
 def contact_role(item: Mapping[str, Any]) -> str | None:

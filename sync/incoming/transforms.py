@@ -12,19 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync.defaults import ACCOUNT_GROUP, LEAD_GROUP, USER_GROUP
-from sync.incoming.context import IncomingContext, IncomingMapping
+from sync.incoming.context import IncomingContext
 from sync.incoming.payloads import dotted_get
+from sync.mapping import claim_rows, map_incoming, mapping_rows
+from sync.models import Direction
 
 GROUP_FOR_ROLE = {"user": USER_GROUP, "lead": LEAD_GROUP}
-# Contact fields with their own rule (§4.1 rules 3-7); every other mapped field is read by path.
-SPECIAL_CONTACT_FIELDS = {"email", "tags", "companies", "segments", "social_profiles"}
-SPECIAL_COMPANY_FIELDS = {"tags", "segments"}
-_MISSING = object()
-
-
-def set_if_null(value: Any) -> dict[str, Any]:
-    """Hull's operation object: write only when the attribute is empty."""
-    return {"operation": "setIfNull", "value": value}
 
 
 def contact_anonymous_id(role: str, intercom_id: str) -> str:
@@ -74,51 +67,33 @@ class HullAccountUpdate:
 
 def contact_claims(ctx: IncomingContext, role: str, contact: Mapping[str, Any]) -> dict[str, Any]:
     """Identity claims from the connector's claim rows, plus the role's anonymous id (§4.1 rule 1, 8)."""
-    claims: dict[str, Any] = {}
-    for hull_attribute, intercom_field in ctx.claims.get(role, []):
-        value = dotted_get(contact, intercom_field)
-        if value is not None and value != "":
-            claims[hull_attribute] = value
+    claims = _claims(ctx, role, contact)
     claims["anonymous_id"] = contact_anonymous_id(role, str(contact["id"]))
     return claims
 
 
 def contact_to_hull_user(ctx: IncomingContext, contact: Mapping[str, Any], *, role: str | None = None) -> HullUserUpdate:
-    """The Hull write for one (normalised) contact. May call Intercom for tags, companies, segments."""
+    """The Hull write for one (normalised) contact. May call Intercom for tags, companies, segments.
+
+    The mapping rules themselves are sync/mapping.py's `map_incoming`; this function resolves the
+    name lists it cannot resolve without API calls (§4.1 rules 4-6) and adds identity and links.
+    """
     role = role or str(contact.get("role") or "user")
     group = GROUP_FOR_ROLE[role]
     intercom_id = str(contact["id"])
-    traits: dict[str, Any] = {}
-    account_link: dict[str, Any] | None = None
-    mappings = ctx.mappings.get(role, [])
-    mapped_fields = {m.intercom_attribute for m in mappings}
+    mapped = {row.intercom_attribute for row in mapping_rows(ctx.connector, role, Direction.INCOMING)}
+    source = dict(contact)
     company_names: list[str] | None = None
-
-    if "companies" in mapped_fields or ctx.connector.link_users_in_hull:
+    segment_names: list[str] | None = None
+    account_link: dict[str, Any] | None = None
+    if "tags" in mapped:
+        source["tags"] = {"type": "list", "data": [{"name": name} for name in contact_tag_names(ctx, contact)]}
+    if "companies" in mapped or ctx.connector.link_users_in_hull:
         company_names, account_link = _contact_companies(ctx, contact)
-
-    for mapping in mappings:
-        source = mapping.intercom_attribute
-        if source == "email":
-            # Written only when present, always `set` (§4.1 rule 3): an empty email never erases one.
-            if contact.get("email"):
-                traits[mapping.hull_attribute] = contact["email"]
-        elif source == "tags":
-            traits[mapping.hull_attribute] = contact_tag_names(ctx, contact)
-        elif source == "companies":
-            traits[mapping.hull_attribute] = company_names or []
-        elif source == "segments":
-            names = _contact_segment_names(ctx, intercom_id)
-            if names is not None:
-                traits[mapping.hull_attribute] = names
-        elif source == "social_profiles":
-            traits.update(_social_profile_traits(contact, group, mapping))
-        else:
-            _write_mapped(traits, mapping, contact)
-
+    if "segments" in mapped:
+        segment_names = _segment_names(ctx.intercom.list_contact_segments(intercom_id))
+    traits = map_incoming(ctx.connector, role, source, company_names=company_names, segment_names=segment_names)
     traits[f"{group}/id"] = intercom_id
-    if contact.get("name") is not None:
-        traits["name"] = set_if_null(contact["name"])
     update = HullUserUpdate(
         role=role,
         intercom_id=intercom_id,
@@ -142,33 +117,33 @@ def apply_legacy_attribute_mode(update: HullUserUpdate) -> None:
 
 
 def company_to_hull_account(ctx: IncomingContext, company: Mapping[str, Any]) -> HullAccountUpdate:
-    """The Hull account write for one (normalised) company (§4.2)."""
+    """The Hull account write for one (normalised) company (§4.2); tags come with the company."""
     intercom_id = str(company["id"])
-    traits: dict[str, Any] = {}
-    for mapping in ctx.mappings.get("company", []):
-        if mapping.intercom_attribute == "tags":
-            tags = company.get("tags") or {}
-            items = tags.get("tags") if isinstance(tags, Mapping) else tags
-            traits[mapping.hull_attribute] = _unique(t.get("name") for t in items or [] if isinstance(t, Mapping))
-        elif mapping.intercom_attribute == "segments":
-            names = _company_segment_names(ctx, intercom_id)
-            if names is not None:
-                traits[mapping.hull_attribute] = names
-        else:
-            _write_mapped(traits, mapping, company)
+    mapped = {row.intercom_attribute for row in mapping_rows(ctx.connector, "company", Direction.INCOMING)}
+    segment_names = _segment_names(ctx.intercom.list_company_segments(intercom_id)) if "segments" in mapped else None
+    source = dict(company)
+    tags = company.get("tags")
+    if isinstance(tags, Mapping) and "data" not in tags:
+        source["tags"] = {"data": [t for t in tags.get("tags") or [] if isinstance(t, Mapping)]}
+    elif "tags" in mapped and tags is None:
+        source["tags"] = {"data": []}  # §4.2 rule 2: no tags is an empty list
+    traits = map_incoming(ctx.connector, "company", source, segment_names=segment_names)
     traits[f"{ACCOUNT_GROUP}/id"] = intercom_id
-    if company.get("name") is not None:
-        traits["name"] = set_if_null(company["name"])
-    claims: dict[str, Any] = {}
-    for hull_attribute, intercom_field in ctx.claims.get("company", []):
-        value = dotted_get(company, intercom_field)
-        if value is not None and value != "":
-            claims[hull_attribute] = value
+    claims = _claims(ctx, "company", company)
     claims["anonymous_id"] = company_anonymous_id(intercom_id)
     updated_at = company.get("updated_at")
     return HullAccountUpdate(
         intercom_id=intercom_id, claims=claims, traits=traits, updated_at=updated_at if isinstance(updated_at, int) else None
     )
+
+
+def _claims(ctx: IncomingContext, entity: str, obj: Mapping[str, Any]) -> dict[str, Any]:
+    claims: dict[str, Any] = {}
+    for row in claim_rows(ctx.connector, entity):
+        value = dotted_get(obj, row.intercom_attribute)
+        if value is not None and value != "":
+            claims[row.hull_attribute] = value
+    return claims
 
 
 def contact_tag_names(ctx: IncomingContext, contact: Mapping[str, Any]) -> list[str]:
@@ -207,46 +182,8 @@ def _contact_companies(ctx: IncomingContext, contact: Mapping[str, Any]) -> tupl
     return _unique(company.get("name") for company in listed), link
 
 
-def _contact_segment_names(ctx: IncomingContext, intercom_id: str) -> list[str] | None:
-    # Adapter: the client contract has no segments call yet; without one the attribute is not written.
-    method = getattr(ctx.intercom, "list_contact_segments", None)
-    if method is None:
-        return None
-    return _unique(segment.get("name") for segment in _list_data(method(intercom_id)))
-
-
-def _company_segment_names(ctx: IncomingContext, intercom_id: str) -> list[str] | None:
-    method = getattr(ctx.intercom, "list_company_segments", None)
-    if method is None:
-        return None
-    return _unique(segment.get("name") for segment in _list_data(method(intercom_id)))
-
-
-def _social_profile_traits(contact: Mapping[str, Any], group: str, mapping: IncomingMapping) -> dict[str, Any]:
-    """The mapped list of URLs plus `<group>/<network>_url` per profile (§4.1 rule 7)."""
-    profiles = contact.get("social_profiles") or {}
-    items = profiles.get("data") if isinstance(profiles, Mapping) else profiles
-    traits: dict[str, Any] = {}
-    urls = []
-    for profile in items or []:
-        url = profile.get("url")
-        if not url:
-            continue
-        urls.append(url)
-        if profile.get("name"):
-            traits[f"{group}/{str(profile['name']).lower()}_url"] = url
-    traits[mapping.hull_attribute] = _unique(urls)
-    return traits
-
-
-def _write_mapped(traits: dict[str, Any], mapping: IncomingMapping, source: Mapping[str, Any]) -> None:
-    """§4.1 rule 2: a missing field is not written; a null one is (it clears the Hull value)."""
-    value = dotted_get(source, mapping.intercom_attribute, _MISSING)
-    if value is _MISSING:
-        return
-    if isinstance(value, Mapping) and value.get("type") == "avatar":
-        value = value.get("image_url")
-    traits[mapping.hull_attribute] = value if mapping.overwrite else set_if_null(value)
+def _segment_names(listing: Any) -> list[str]:
+    return _unique(segment.get("name") for segment in _list_data(listing))
 
 
 def _list_data(listing: Any) -> list[dict[str, Any]]:

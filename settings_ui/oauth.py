@@ -23,6 +23,9 @@ from sync.models import Connector
 logger = logging.getLogger(__name__)
 
 SESSION_CONNECTOR_KEY = "intercom_oauth_connector_id"
+# The demo's Intercom sandbox lives at <site>/sandbox/intercom, its OAuth page at <site>/sandbox/intercom-oauth/oauth.
+SANDBOX_API_SUFFIX = "/sandbox/intercom"
+SANDBOX_OAUTH_PATH = "/sandbox/intercom-oauth/oauth"
 
 
 def connector_admin_url(connector_id: Any) -> str:
@@ -40,12 +43,22 @@ class IntercomOAuth2(BaseOAuth2):
     STATE_PARAMETER = True
     EXTRA_DATA = [("token_type", "token_type")]
 
-    # Read at call time (not class attributes) so the demo and tests can point them at the sandbox.
+    # URLs are read at call time, from the connector being connected: its API base may be a
+    # regional host (api.eu.intercom.io) or, in the demo, the Intercom sandbox.
+    def _api_base(self) -> str:
+        connector_id = self.strategy.session_get(SESSION_CONNECTOR_KEY)
+        connector = Connector.objects.filter(pk=connector_id).only("intercom_api_base").first() if connector_id else None
+        return ((connector and connector.intercom_api_base) or settings.INTERCOM_API_BASE).rstrip("/")
+
     def authorization_url(self) -> str:
+        api_base = self._api_base()
+        if settings.SANDBOX_ENABLED and api_base.endswith(SANDBOX_API_SUFFIX):
+            # A connector pointed at the Intercom sandbox is authorized by the sandbox's own page.
+            return api_base[: -len(SANDBOX_API_SUFFIX)] + SANDBOX_OAUTH_PATH
         return f"{settings.INTERCOM_OAUTH_BASE}/oauth"
 
     def access_token_url(self) -> str:
-        return f"{settings.INTERCOM_API_BASE}/auth/eagle/token"
+        return f"{self._api_base()}/auth/eagle/token"
 
     def request_access_token(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         response = super().request_access_token(*args, **kwargs)
@@ -74,7 +87,7 @@ class IntercomOAuth2(BaseOAuth2):
     def user_data(self, access_token: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         # /me names the workspace (app.id_code) the token belongs to.
         return self.get_json(
-            f"{settings.INTERCOM_API_BASE}/me",
+            f"{self._api_base()}/me",
             headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
         )
 

@@ -1,0 +1,110 @@
+"""Connector actions: confirmation first, then one service call per connector, outcomes as messages."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from sync.models import DeliveryStatus, HullNotification, WebhookDelivery
+from tests.admin_helpers import Recorder, fake_module
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "admin:sync_connector_changelist"
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in response.wsgi_request._messages]
+
+
+def run_from_changelist(client, action: str, connector, *, confirm: bool):
+    data = {"action": action, "_selected_action": [connector.pk]}
+    if confirm:
+        data["post"] = "yes"
+    return client.post(reverse(CHANGELIST), data)
+
+
+@pytest.fixture
+def fetch(monkeypatch) -> Recorder:
+    recorder = Recorder()
+    fake_module(monkeypatch, "sync.incoming.fetch", connector_fetch_all=recorder, fetch_cancel=Recorder(), connector_schedules_update=Recorder())
+    return recorder
+
+
+@pytest.mark.parametrize("stream", ["users", "leads", "companies"])
+def test_fetch_all_asks_for_confirmation_first(staff_client, connector, fetch, stream):
+    response = run_from_changelist(staff_client, f"fetch_all_{stream}", connector, confirm=False)
+    assert response.status_code == 200
+    assert "Yes, I’m sure" in response.content.decode()
+    assert f"Fetch all {stream}" in response.content.decode()
+    assert fetch.calls == []
+
+
+@pytest.mark.parametrize("stream", ["users", "leads", "companies"])
+def test_fetch_all_starts_the_fetch_once_confirmed(staff_client, connector, fetch, stream):
+    response = run_from_changelist(staff_client, f"fetch_all_{stream}", connector, confirm=True)
+    assert response.status_code == 302
+    assert fetch.calls == [{"connector": connector, "stream": stream}]
+    assert f"Acme: fetch all {stream} started; follow it on the dashboard." in messages_of(response)
+
+
+def test_fetch_all_is_refused_with_a_reason_when_intercom_is_not_connected(staff_client, connector, fetch):
+    connector.intercom_access_token = ""
+    connector.save()
+    response = run_from_changelist(staff_client, "fetch_all_users", connector, confirm=True)
+    assert fetch.calls == []
+    assert "Acme: connect Intercom first (Getting started)." in messages_of(response)
+
+
+def test_a_failing_service_is_reported_not_a_500(staff_client, connector, monkeypatch):
+    fake_module(monkeypatch, "sync.incoming.fetch", connector_fetch_all=Recorder(error=RuntimeError("lease busy")))
+    response = run_from_changelist(staff_client, "fetch_all_users", connector, confirm=True)
+    assert response.status_code == 302
+    assert "Acme: Fetch all users failed: lease busy" in messages_of(response)
+
+
+def test_the_button_on_the_connector_page_confirms_then_runs_and_opens_the_dashboard(staff_client, connector, fetch):
+    url = reverse("admin:sync_connector_run_action", args=[connector.pk, "fetch_all_users"])
+    page = staff_client.get(url)
+    assert page.status_code == 200 and "Yes, I’m sure" in page.content.decode()
+    assert fetch.calls == []
+    response = staff_client.post(url, {"post": "yes"})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:sync_connector_dashboard", args=[connector.pk])
+    assert fetch.calls == [{"connector": connector, "stream": "users"}]
+
+
+def test_an_unknown_action_name_is_forbidden(staff_client, connector):
+    url = reverse("admin:sync_connector_run_action", args=[connector.pk, "drop_database"])
+    assert staff_client.get(url).status_code == 403
+
+
+def test_sync_data_attributes_reports_what_was_created(staff_client, connector, monkeypatch):
+    recorder = Recorder(result=[("contact", "job_title")])
+    fake_module(monkeypatch, "sync.outgoing.attributes", data_attributes_sync=recorder)
+    response = run_from_changelist(staff_client, "sync_data_attributes", connector, confirm=True)
+    assert recorder.calls == [{"connector": connector}]
+    assert "Acme: created in Intercom: contact attribute job_title." in messages_of(response)
+
+
+def test_cancel_fetch_all_cancels_every_stream(staff_client, connector, monkeypatch):
+    cancel = Recorder()
+    fake_module(monkeypatch, "sync.incoming.fetch", fetch_cancel=cancel)
+    run_from_changelist(staff_client, "cancel_fetch_all", connector, confirm=True)
+    assert [call["stream"] for call in cancel.calls] == ["users", "leads", "companies"]
+
+
+def test_replay_failures_requeues_failed_deliveries_and_notifications(staff_client, connector, monkeypatch, django_capture_on_commit_callbacks):
+    enqueued: list[tuple] = []
+    monkeypatch.setattr("sync.services.replay.async_task", lambda *args: enqueued.append(args))
+    failed = WebhookDelivery.objects.create(connector=connector, notification_id="n1", topic="user.created", status=DeliveryStatus.FAILED, error="boom")
+    done = WebhookDelivery.objects.create(connector=connector, notification_id="n2", topic="user.created", status=DeliveryStatus.DONE)
+    note = HullNotification.objects.create(connector=connector, notification_id="h1", channel="user:update", status=DeliveryStatus.FAILED, processed_messages=[0])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = run_from_changelist(staff_client, "replay_failures", connector, confirm=True)
+    assert "Acme: 1 webhook deliveries and 1 Hull notifications queued again." in messages_of(response)
+    assert sorted(enqueued) == sorted([("sync.tasks.process_webhook_delivery", failed.pk), ("sync.tasks.process_notification", note.pk)])
+    failed.refresh_from_db(), done.refresh_from_db(), note.refresh_from_db()
+    assert (failed.status, failed.error) == (DeliveryStatus.PENDING, "")
+    assert done.status == DeliveryStatus.DONE
+    assert (note.status, note.processed_messages) == (DeliveryStatus.PENDING, [])

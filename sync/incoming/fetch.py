@@ -1,0 +1,505 @@
+"""Fetching from Intercom: fetch-all and the incremental fetch, one page per django-q2 task.
+
+Each step takes a lease on its SyncCursor (a conditional UPDATE on `locked_until`, like
+django-q2's ORM broker dequeue), fetches one page, hands it to Hull through the firehose, and
+only then checkpoints the cursor (page cursor, progress, high-water mark) in one transaction.
+So a killed worker resumes from the last page Hull has; a redelivered task finds the lease or
+the checkpoint and does not repeat work.
+
+Incremental runs (DECISIONS.md "Incremental fetch"): search `updated_at > high-water mark - 1 day`
+(Intercom compares dates by calendar day), skip contacts whose `updated_at` is not newer than the
+one already ingested (IdentityLink), raise the high-water mark after each page reached Hull, and
+retry a failed run from its start (`run_started_from` is kept until the run completes).
+
+Schedule ticks and page continuations share `sync.tasks.fetch_step`; a continuation carries
+`kind="<kind>:next"`, so a tick never starts a second chain while one is in flight and a
+stray continuation never starts a new run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone as dt_timezone
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from sync.incoming.context import IncomingContext
+from sync.incoming.ingest import (
+    IngestedEntity,
+    links_for,
+    log_incoming_error,
+    open_firehose,
+    record_ingested,
+    send_account_update,
+    send_user_update,
+    unix_to_datetime,
+)
+from sync.incoming.payloads import normalise_company, normalise_contact
+from sync.incoming.transforms import company_to_hull_account, contact_to_hull_user
+from sync.models import Connector, Direction, SyncCursor, SyncLog
+from sync.synclog import log_outcome
+
+logger = logging.getLogger(__name__)
+
+FETCH_TASK = "sync.tasks.fetch_step"
+CONTINUATION_SUFFIX = ":next"
+# One page must finish well inside the task timeout (120 s); the lease outlives it, and is shorter
+# than django-q2's `retry` (180 s) so a redelivered task of a killed worker can take over.
+LEASE = timedelta(seconds=150)
+# A tick that finds a running chain leaves it alone unless the chain has been silent this long.
+STALE_CHAIN = timedelta(minutes=10)
+LOOKBACK = timedelta(days=1)  # search dates are day-granular (reference/intercom-api.md §2.5)
+CONTACT_PAGE_SIZE = 150  # Intercom's maximum for contact search
+COMPANY_PAGE_SIZE = 60  # Intercom's maximum for /companies/list
+ROLE_FOR_STREAM = {SyncCursor.Stream.USERS: "user", SyncCursor.Stream.LEADS: "lead"}
+FLAG_FOR_STREAM = {
+    SyncCursor.Stream.USERS: ("fetch_users", "fetch_users_interval"),
+    SyncCursor.Stream.LEADS: ("fetch_leads", "fetch_leads_interval"),
+    SyncCursor.Stream.COMPANIES: ("fetch_companies", "fetch_companies_interval"),
+}
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one step did. `more` is True when another page follows."""
+
+    status: str  # page | done | halted | cancelled | already_running | idle | failed
+    entities: int = 0
+    skipped: int = 0
+    more: bool = False
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+    total: int | None = None
+
+
+# --- services -------------------------------------------------------------------------------
+
+
+def connector_fetch_all(*, connector: Connector, stream: str, restart: bool = False, enqueue: bool = True) -> SyncCursor:
+    """Start "Fetch all <stream>" (or continue the unfinished one unless `restart`); returns its cursor."""
+    cursor, _ = SyncCursor.objects.get_or_create(connector=connector, kind=SyncCursor.Kind.FETCH_ALL, stream=stream)
+    unfinished = cursor.status in (SyncCursor.Status.RUNNING, SyncCursor.Status.HALTED)
+    if restart or not unfinished:
+        now = timezone.now()
+        SyncCursor.objects.filter(pk=cursor.pk).update(
+            status=SyncCursor.Status.RUNNING,
+            page_cursor="",
+            pages=0,
+            entities=0,
+            total_estimate=None,
+            cancel_requested=False,
+            last_error="",
+            started_at=now,
+            finished_at=None,
+            updated_at=now,
+        )
+        cursor.refresh_from_db()
+    if enqueue:
+        _enqueue_step(connector.pk, SyncCursor.Kind.FETCH_ALL, stream)
+    return cursor
+
+
+def fetch_cancel(*, connector: Connector, stream: str) -> SyncCursor | None:
+    """Ask a fetch-all to stop; the next step sees the flag and ends the run (no page is cut in half)."""
+    cursor = SyncCursor.objects.filter(connector=connector, kind=SyncCursor.Kind.FETCH_ALL, stream=stream).first()
+    if cursor is None:
+        return None
+    SyncCursor.objects.filter(pk=cursor.pk).update(cancel_requested=True)
+    if cursor.status not in (SyncCursor.Status.RUNNING, SyncCursor.Status.HALTED) or _lease_free(cursor):
+        # Nothing in flight will come back to read the flag, or the next step is merely queued.
+        SyncCursor.objects.filter(pk=cursor.pk, status__in=[SyncCursor.Status.RUNNING, SyncCursor.Status.HALTED]).update(
+            status=SyncCursor.Status.CANCELLED, finished_at=timezone.now()
+        )
+    cursor.refresh_from_db()
+    return cursor
+
+
+def fetch_run_to_end(
+    *,
+    connector: Connector,
+    kind: str,
+    stream: str,
+    on_page: Callable[[SyncCursor, StepResult], None] | None = None,
+    max_steps: int | None = None,
+) -> SyncCursor:
+    """Run a fetch in this process, page after page (the management command and the benchmark)."""
+    steps = 0
+    step_kind = kind
+    while True:
+        result = fetch_step(connector=connector, kind=step_kind, stream=stream, chain=False)
+        steps += 1
+        cursor = SyncCursor.objects.get(connector=connector, kind=kind, stream=stream)
+        if on_page is not None:
+            on_page(cursor, result)
+        if not result.more or (max_steps is not None and steps >= max_steps):
+            return cursor
+        step_kind = kind + CONTINUATION_SUFFIX
+
+
+def connector_schedules_update(*, connector: Connector) -> list[str]:
+    """Create, update or remove the connector's incremental-fetch Schedules; returns the names kept."""
+    from django_q.models import Schedule
+
+    kept = []
+    for stream, (flag, interval_field) in FLAG_FOR_STREAM.items():
+        name = schedule_name(connector, stream)
+        wanted = connector.is_active and connector.is_intercom_connected and getattr(connector, flag)
+        if not wanted:
+            Schedule.objects.filter(name=name).delete()
+            continue
+        minutes = max(1, int(getattr(connector, interval_field) or 1))
+        fields = {
+            "func": FETCH_TASK,
+            "args": None,
+            "kwargs": repr({"connector_id": connector.pk, "kind": SyncCursor.Kind.INCREMENTAL.value, "stream": stream}),
+            "schedule_type": Schedule.MINUTES,
+            "minutes": minutes,  # every N minutes, N from the connector's settings
+            "repeats": -1,
+        }
+        existing = Schedule.objects.filter(name=name).first()
+        if existing is None:
+            Schedule.objects.create(name=name, next_run=timezone.now() + timedelta(seconds=30), **fields)
+        else:
+            for key, value in fields.items():
+                setattr(existing, key, value)
+            existing.save()
+        kept.append(name)
+    return kept
+
+
+def schedule_name(connector: Connector, stream: str) -> str:
+    return f"intercom-fetch:{connector.pk}:{stream}"
+
+
+# --- the step -------------------------------------------------------------------------------
+
+
+def fetch_step(*, connector: Connector, kind: str, stream: str, chain: bool = True) -> StepResult:
+    """One page of a fetch. With `chain`, enqueues the next page itself (after releasing the lease)."""
+    from sync.intercom.errors import IntercomRateLimited, IntercomServerError, IntercomUnavailable
+
+    continuation = kind.endswith(CONTINUATION_SUFFIX)
+    kind = kind.removesuffix(CONTINUATION_SUFFIX)
+    if kind not in SyncCursor.Kind.values or stream not in SyncCursor.Stream.values:
+        raise ValueError(f"unknown fetch {kind!r}/{stream!r}")
+    cursor, _ = SyncCursor.objects.get_or_create(connector=connector, kind=kind, stream=stream)
+    if not _take_lease(cursor):
+        logger.info("intercom.fetch.already-running", extra={"connector": connector.pk, "kind": kind, "stream": stream})
+        return StepResult("already_running")
+    result = StepResult("idle")
+    try:
+        cursor.refresh_from_db()
+        result = _step_locked(connector, cursor, continuation)
+    except IntercomRateLimited as exc:
+        result = _halt(cursor, exc, chain=chain)
+    except (IntercomServerError, IntercomUnavailable) as exc:
+        result = _transient_failure(cursor, exc, chain=chain)
+    except Exception as exc:
+        _record_failure(cursor, exc)
+        raise
+    finally:
+        _release_lease(cursor)
+    if result.more and chain:
+        _enqueue_step(connector.pk, kind + CONTINUATION_SUFFIX, stream)
+    return result
+
+
+def _step_locked(connector: Connector, cursor: SyncCursor, continuation: bool) -> StepResult:
+    Status = SyncCursor.Status
+    if cursor.cancel_requested:
+        _finish(cursor, Status.CANCELLED)
+        return StepResult("cancelled")
+    if not connector.is_active:
+        return StepResult("idle")
+    if cursor.kind == SyncCursor.Kind.FETCH_ALL:
+        if cursor.status not in (Status.RUNNING, Status.HALTED):
+            return StepResult("idle")  # finished or cancelled: a late duplicate of a step
+    elif not _incremental_ready(connector, cursor, continuation):
+        return StepResult("idle" if cursor.status != Status.RUNNING else "already_running")
+
+    ctx = IncomingContext(connector=connector)
+    page = _fetch_page(ctx, cursor)
+    sent, skipped, high = _ingest_page(ctx, cursor, page.items)
+    # The page is in Hull: checkpoint it.
+    now = timezone.now()
+    cursor.pages += 1
+    cursor.entities += sent
+    cursor.page_cursor = page.next_cursor or ""
+    if page.total is not None:
+        cursor.total_estimate = page.total
+    if high is not None and (cursor.high_water_mark is None or high > cursor.high_water_mark):
+        cursor.high_water_mark = high
+    cursor.status = Status.RUNNING if page.next_cursor else Status.DONE
+    cursor.last_error = ""
+    if not page.next_cursor:
+        cursor.finished_at = now
+    cursor.save(
+        update_fields=[
+            "pages", "entities", "page_cursor", "total_estimate", "high_water_mark", "status", "last_error",
+            "finished_at", "updated_at",
+        ]
+    )
+    logger.info(
+        "intercom.fetch.page",
+        extra={"connector": connector.pk, "kind": cursor.kind, "stream": cursor.stream, "sent": sent, "skipped": skipped},
+    )
+    return StepResult("page" if page.next_cursor else "done", sent, skipped, more=bool(page.next_cursor))
+
+
+def _incremental_ready(connector: Connector, cursor: SyncCursor, continuation: bool) -> bool:
+    """Start, restart or continue an incremental run; False when this step has nothing to do."""
+    Status = SyncCursor.Status
+    flag, _ = FLAG_FOR_STREAM[cursor.stream]
+    if not getattr(connector, flag):
+        return False
+    now = timezone.now()
+    if cursor.status == Status.FAILED:
+        # Retried from its start: same search window, first page (DECISIONS.md).
+        cursor.page_cursor = ""
+        cursor.run_started_from = cursor.run_started_from or _search_from(cursor, now)
+    elif cursor.status in (Status.RUNNING, Status.HALTED):
+        if not continuation and now - cursor.updated_at < STALE_CHAIN:
+            return False  # a chain is in flight; this tick is redundant
+    elif continuation:
+        return False  # a stray continuation of a finished run
+    else:
+        cursor.page_cursor = ""
+        cursor.run_started_from = _search_from(cursor, now)
+    if cursor.status != Status.RUNNING:
+        cursor.status = Status.RUNNING
+        cursor.pages = 0 if not cursor.page_cursor else cursor.pages
+        cursor.entities = 0 if not cursor.page_cursor else cursor.entities
+        cursor.started_at = now if not cursor.page_cursor else cursor.started_at
+        cursor.finished_at = None
+        cursor.save(
+            update_fields=["status", "page_cursor", "run_started_from", "pages", "entities", "started_at", "finished_at", "updated_at"]
+        )
+    return True
+
+
+def _search_from(cursor: SyncCursor, now: datetime) -> datetime:
+    """One day before the high-water mark; the first run starts one day back."""
+    return (cursor.high_water_mark or now) - LOOKBACK
+
+
+# --- pages ----------------------------------------------------------------------------------
+
+
+def _fetch_page(ctx: IncomingContext, cursor: SyncCursor) -> Page:
+    from sync.intercom.errors import IntercomNotFound, IntercomValidationError
+
+    try:
+        return _request_page(ctx, cursor, cursor.page_cursor or None)
+    except (IntercomNotFound, IntercomValidationError):
+        if not cursor.page_cursor:
+            raise
+        # The saved cursor expired (a scroll idles out after a minute): start the listing again.
+        # Entities already sent in this run are skipped by `_already_ingested`.
+        logger.info("intercom.fetch.cursor-expired", extra={"connector": ctx.connector.pk, "stream": cursor.stream})
+        return _request_page(ctx, cursor, None)
+
+
+def _request_page(ctx: IncomingContext, cursor: SyncCursor, page_cursor: str | None) -> Page:
+    client = ctx.intercom
+    if cursor.stream == SyncCursor.Stream.COMPANIES:
+        if cursor.kind == SyncCursor.Kind.FETCH_ALL:
+            response = client.scroll_companies_page(page_cursor)
+            items = list(response.get("data") or [])
+            # The scroll ends with an empty page.
+            return Page(items, response.get("scroll_param") if items else None, response.get("total_count"))
+        page_number = int(page_cursor or 1)
+        response = client.list_companies_page(page=page_number, per_page=COMPANY_PAGE_SIZE)
+        items = list(response.get("data") or [])
+        pages = response.get("pages") or {}
+        total_pages = pages.get("total_pages")
+        has_next = bool(items) and (pages.get("next") is not None or (total_pages is not None and page_number < total_pages))
+        return Page(items, str(page_number + 1) if has_next else None, response.get("total_count"))
+    role = ROLE_FOR_STREAM[cursor.stream]
+    since = 0 if cursor.kind == SyncCursor.Kind.FETCH_ALL else int(cursor.run_started_from.timestamp())
+    query = {
+        "operator": "AND",
+        "value": [
+            {"field": "updated_at", "operator": ">", "value": since},
+            {"field": "role", "operator": "=", "value": role},
+        ],
+    }
+    response = client.search_contacts_page(query, per_page=CONTACT_PAGE_SIZE, starting_after=page_cursor)
+    next_page = (response.get("pages") or {}).get("next") or {}
+    next_cursor = next_page.get("starting_after") if isinstance(next_page, dict) else None
+    return Page(list(response.get("data") or []), next_cursor or None, response.get("total_count"))
+
+
+def _ingest_page(ctx: IncomingContext, cursor: SyncCursor, items: Sequence[dict[str, Any]]) -> tuple[int, int, datetime | None]:
+    """Transform, skip what Hull already has, send; returns (sent, skipped, newest updated_at sent)."""
+    from sync.intercom.errors import IntercomApiError, IntercomRateLimited
+
+    is_company = cursor.stream == SyncCursor.Stream.COMPANIES
+    entity = "company" if is_company else ROLE_FOR_STREAM[cursor.stream]
+    normalised = [normalise_company(item) if is_company else normalise_contact(item) for item in items if item.get("id")]
+    links = links_for(ctx.connector, entity, (str(item["id"]) for item in normalised))
+    updates: list[Any] = []
+    skipped = 0
+    for item in normalised:
+        if _already_ingested(cursor, links.get(str(item["id"])), item) or _outside_window(cursor, item):
+            skipped += 1
+            continue
+        try:
+            updates.append(company_to_hull_account(ctx, item) if is_company else contact_to_hull_user(ctx, item, role=entity))
+        except IntercomRateLimited:
+            raise
+        except IntercomApiError as exc:
+            # One entity's lookup failed (e.g. merged away between listing and reading): its error.
+            log_incoming_error(
+                ctx,
+                entity=SyncLog.EntityType.ACCOUNT if is_company else entity,
+                reason="intercom_error",
+                message=str(exc),
+                intercom_id=str(item["id"]),
+            )
+    if updates:
+        with open_firehose(ctx.connector) as batch:
+            for update in updates:
+                (send_account_update if is_company else send_user_update)(batch, update)
+    source = "fetch_all" if cursor.kind == SyncCursor.Kind.FETCH_ALL else "incremental"
+    ingested = [IngestedEntity.of_account(u) if is_company else IngestedEntity.of_user(u) for u in updates]
+    with transaction.atomic():
+        record_ingested(ctx, ingested, source=source)
+    stamps = [u.updated_at for u in updates if u.updated_at is not None]
+    return len(updates), skipped, unix_to_datetime(max(stamps)) if stamps else None
+
+
+def _already_ingested(cursor: SyncCursor, link: Any, item: dict[str, Any]) -> bool:
+    """Hull already has this version: the overlap (incremental) or a resumed page (fetch-all)."""
+    updated_at = item.get("updated_at")
+    if link is None or link.last_ingested_updated_at is None or not isinstance(updated_at, int):
+        return False
+    if unix_to_datetime(updated_at) > link.last_ingested_updated_at:
+        return False
+    if cursor.kind == SyncCursor.Kind.FETCH_ALL:
+        # Fetch-all re-sends everything once per run; only what this run already sent is skipped.
+        return cursor.started_at is not None and link.updated_at >= cursor.started_at
+    return True
+
+
+def _outside_window(cursor: SyncCursor, item: dict[str, Any]) -> bool:
+    """Incremental company listing is not filtered server-side: keep what changed since the window."""
+    if cursor.kind != SyncCursor.Kind.INCREMENTAL or cursor.stream != SyncCursor.Stream.COMPANIES:
+        return False
+    updated_at = item.get("updated_at")
+    return isinstance(updated_at, int) and cursor.run_started_from is not None and unix_to_datetime(updated_at) <= cursor.run_started_from
+
+
+# --- lease, halts, failures -----------------------------------------------------------------
+
+
+def _take_lease(cursor: SyncCursor) -> bool:
+    now = timezone.now()
+    taken = (
+        SyncCursor.objects.filter(pk=cursor.pk)
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+        .update(locked_until=now + LEASE)
+    )
+    return taken == 1
+
+
+def _release_lease(cursor: SyncCursor) -> None:
+    SyncCursor.objects.filter(pk=cursor.pk).update(locked_until=None)
+
+
+def _lease_free(cursor: SyncCursor) -> bool:
+    return cursor.locked_until is None or cursor.locked_until < timezone.now()
+
+
+def _finish(cursor: SyncCursor, status: str) -> None:
+    cursor.status = status
+    cursor.finished_at = timezone.now()
+    cursor.save(update_fields=["status", "finished_at", "updated_at"])
+
+
+def _halt(cursor: SyncCursor, exc: Any, *, chain: bool) -> StepResult:
+    """Rate limited: record the halt, resume this same page at the reset time (STYLE.md 7)."""
+    from django_q.models import Schedule
+    from django_q.tasks import schedule
+
+    reset_at = getattr(exc, "reset_at", None)
+    if isinstance(reset_at, (int, float)):
+        resume_at = datetime.fromtimestamp(reset_at, tz=dt_timezone.utc)
+    elif isinstance(reset_at, datetime):
+        resume_at = reset_at if reset_at.tzinfo else reset_at.replace(tzinfo=dt_timezone.utc)
+    else:
+        resume_at = timezone.now() + timedelta(seconds=10)
+    cursor.status = SyncCursor.Status.HALTED
+    cursor.last_error = f"halted: rate_limited until {resume_at.isoformat()}"
+    cursor.save(update_fields=["status", "last_error", "updated_at"])
+    log_outcome(
+        cursor.connector,
+        direction=Direction.INCOMING,
+        entity=SyncLog.EntityType.ACCOUNT if cursor.stream == SyncCursor.Stream.COMPANIES else ROLE_FOR_STREAM[cursor.stream],
+        status=SyncLog.Status.HALTED,
+        action="incoming.job.halted",
+        reason="rate_limited",
+        message=f"Intercom rate limit reached; {cursor.get_kind_display().lower()} of {cursor.stream} resumes at {resume_at.isoformat()}.",
+        data={"kind": cursor.kind, "stream": cursor.stream, "resume_at": resume_at.isoformat()},
+    )
+    if chain:
+        schedule(
+            FETCH_TASK,
+            cursor.connector_id,
+            cursor.kind + CONTINUATION_SUFFIX,
+            cursor.stream,
+            name=f"intercom-fetch-resume:{cursor.pk}:{int(resume_at.timestamp())}",
+            schedule_type=Schedule.ONCE,
+            next_run=resume_at,
+        )
+    return StepResult("halted")
+
+
+def _transient_failure(cursor: SyncCursor, exc: Exception, *, chain: bool) -> StepResult:
+    """Intercom kept failing after the client's own retries. Incremental: the run fails and the
+    next tick retries it from its start. Fetch-all: resume this page a minute later."""
+    _record_failure(cursor, exc)
+    if cursor.kind == SyncCursor.Kind.FETCH_ALL and chain:
+        from django_q.models import Schedule
+        from django_q.tasks import schedule
+
+        resume_at = timezone.now() + timedelta(seconds=60)
+        schedule(
+            FETCH_TASK,
+            cursor.connector_id,
+            cursor.kind + CONTINUATION_SUFFIX,
+            cursor.stream,
+            name=f"intercom-fetch-resume:{cursor.pk}:{int(resume_at.timestamp())}",
+            schedule_type=Schedule.ONCE,
+            next_run=resume_at,
+        )
+    return StepResult("failed")
+
+
+def _record_failure(cursor: SyncCursor, exc: Exception) -> None:
+    """Incremental: FAILED, so the next step restarts the run from its start. Fetch-all keeps its
+    checkpoint and stays RUNNING, so django-q2's retry of this task resumes from the last page."""
+    cursor.last_error = f"{type(exc).__name__}: {exc}"[:5000]
+    fields = ["last_error", "updated_at"]
+    if cursor.kind == SyncCursor.Kind.INCREMENTAL:
+        cursor.status = SyncCursor.Status.FAILED
+        cursor.page_cursor = ""
+        fields += ["status", "page_cursor"]
+    cursor.save(update_fields=fields)
+    logger.warning("intercom.fetch.failed", extra={"cursor": cursor.pk, "error": type(exc).__name__})
+
+
+def _enqueue_step(connector_id: int, kind: str, stream: str) -> None:
+    from django_q.tasks import async_task
+
+    transaction.on_commit(
+        lambda: async_task(FETCH_TASK, connector_id, kind, stream, group=f"intercom-fetch:{connector_id}:{stream}")
+    )

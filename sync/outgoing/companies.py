@@ -1,0 +1,128 @@
+"""Hull accounts -> Intercom companies (reference §3.8-3.9).
+
+`POST /companies` is Intercom's upsert keyed by `company_id` (ours: the account claim, by default
+`external_id`). Then company tags, then the write-back of the company to the Hull account
+(`intercom/` group, anonymous id `intercom:<id>`). Called for `account:update` messages and, when
+"link users in Intercom" is on, for the account of a user just pushed (then the contact is
+attached to the company).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sync.intercom.errors import IntercomApiError, IntercomRateLimited, IntercomUnauthorized
+from sync.mapping import build_outgoing_attributes, claim_rows, coerce_standard_value, map_incoming
+from sync.models import Entity, SyncLog
+from sync.outgoing.context import OutgoingContext
+from sync.outgoing.links import call_with_attribute_retry, link_for, link_save, payload_hash
+from sync.outgoing.routing import SkipReason, skip_message
+from sync.outgoing.tags import TagChanges, company_tags_sync, tags_attribute
+
+COMPANY_ANONYMOUS_PREFIX = "intercom:"
+
+
+@dataclass
+class CompanyOutcome:
+    status: str
+    intercom_id: str = ""
+    company: dict | None = None
+
+
+def build_company_payload(ctx: OutgoingContext, account: Mapping[str, Any], account_segments: Iterable[Any] = ()) -> tuple[dict, Any]:
+    attrs = build_outgoing_attributes(ctx.connector, Entity.COMPANY, account, account_segments=account_segments)
+    payload = dict(attrs.payload)
+    for claim in claim_rows(ctx.connector, Entity.COMPANY):
+        value = account.get(claim.hull_attribute)
+        if value not in (None, ""):
+            payload[claim.intercom_attribute] = coerce_standard_value(claim.intercom_attribute, value)
+    if not payload.get("company_id") and account.get("intercom/company_id"):
+        # Known from an earlier write-back (the company came from Intercom without our external_id).
+        payload["company_id"] = str(account["intercom/company_id"])
+    return payload, attrs
+
+
+def company_write_back(
+    ctx: OutgoingContext, *, account: Mapping[str, Any], company: Mapping[str, Any], tags: TagChanges | None = None
+) -> None:
+    traits = map_incoming(ctx.connector, Entity.COMPANY, company, tag_names=ctx.tags.name_for)
+    if tags is not None and (tags.added or tags.removed):
+        # The company came back before we tagged it: write the tags it has now.
+        attribute = tags_attribute(ctx, Entity.COMPANY)
+        before = traits.get(attribute)
+        before = before.get("value") if isinstance(before, dict) else before
+        traits[attribute] = tags.final_names(before or [])
+    claims: dict[str, Any] = {"anonymous_id": f"{COMPANY_ANONYMOUS_PREFIX}{company['id']}"}
+    if account.get("id"):
+        claims["id"] = account["id"]
+    for claim in claim_rows(ctx.connector, Entity.COMPANY):
+        value = company.get(claim.intercom_attribute)
+        if value not in (None, "") and claim.hull_attribute in ("external_id", "domain"):
+            claims[claim.hull_attribute] = value
+    ctx.firehose.account_traits(claims, traits)
+
+
+def account_sync(
+    ctx: OutgoingContext,
+    *,
+    account: Mapping[str, Any],
+    account_segments: Iterable[Any] = (),
+    changes: Mapping[str, Any] | None = None,
+) -> CompanyOutcome:
+    """Upsert one account as an Intercom company; writes the account's one SyncLog row."""
+    account_segments = list(account_segments or ())
+    changes = changes or {}
+    hull_id = str(account.get("id") or "")
+    common = {"hull_id": hull_id, "external_id": str(account.get("external_id") or "")}
+    payload, attrs = build_company_payload(ctx, account, account_segments)
+    if not payload.get("company_id"):
+        ctx.log(
+            "account",
+            SyncLog.Status.SKIPPED,
+            reason=SkipReason.MISSING_IDENTITY,
+            message="Account has no company_id claim value (external_id): Intercom companies are keyed by company_id",
+            **common,
+        )
+        return CompanyOutcome(SyncLog.Status.SKIPPED)
+    digest = payload_hash(payload)
+    link = link_for(ctx.connector, Entity.COMPANY, hull_id)
+    data: dict[str, Any] = {"data": payload, "type": "Company"}
+    if attrs.truncated:
+        data["truncated"] = attrs.truncated
+    company: dict | None = None
+    if link is not None and link.last_payload_hash == digest:
+        intercom_id = link.intercom_id
+        status, reason, message = SyncLog.Status.SKIPPED, SkipReason.IDENTICAL_PAYLOAD, skip_message(SkipReason.IDENTICAL_PAYLOAD, "account")
+    else:
+        try:
+            company = call_with_attribute_retry(
+                ctx, model="company", call=lambda: ctx.intercom.upsert_company(payload), custom_sources=attrs.custom_sources
+            )
+        except (IntercomRateLimited, IntercomUnauthorized):
+            raise
+        except IntercomApiError as exc:
+            ctx.log("account", SyncLog.Status.ERROR, reason="intercom_error", message=exc.message, data=data, **common)
+            return CompanyOutcome(SyncLog.Status.ERROR)
+        intercom_id = str(company["id"])
+        link_save(
+            ctx.connector,
+            entity=Entity.COMPANY,
+            hull_id=hull_id,
+            intercom_id=intercom_id,
+            external_id=str(payload.get("company_id") or ""),
+            payload_digest=digest,
+        )
+        status, reason, message = SyncLog.Status.SUCCESS, "", ""
+    tags = None
+    if ctx.connector.tag_companies:
+        tags = company_tags_sync(
+            ctx, company_id=intercom_id, account=account, account_segments=account_segments, changes=changes
+        )
+        if tags.added or tags.removed or tags.errors:
+            data["tags"] = {"added": tags.added, "removed": tags.removed, "errors": tags.errors}
+    if company is not None:
+        company_write_back(ctx, account=account, company=company, tags=tags)
+    ctx.log("account", status, reason=reason, message=message, intercom_id=intercom_id, data=data, **common)
+    return CompanyOutcome(status, intercom_id=intercom_id, company=company)

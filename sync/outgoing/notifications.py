@@ -1,0 +1,321 @@
+"""The outgoing task body: one stored Hull notification (or export batch) -> Intercom.
+
+Resumable: the indexes of the (deduplicated) messages already done are saved on
+`HullNotification.processed_messages` as each one finishes, so a crash or a rate-limit halt
+resumes with the unfinished ones and never redoes a finished one. A rate limit is a halt, not a
+failure (STYLE.md convention 7): the notification goes back to `pending`, the rest of the batch is
+re-scheduled for the window's reset, and the task returns normally.
+
+Messages of one notification run on a small thread pool (`OUTGOING_CONCURRENCY`, default 4),
+each thread closing its database connection when done; they share the workspace's Intercom
+budget through the client. Dedupe guarantees one message per entity, so two threads never push
+the same contact. When the caller holds a database transaction (tests, an atomic admin action)
+the messages run sequentially: other threads could not see its rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from sync.intercom.errors import IntercomRateLimited, IntercomUnauthorized
+from sync.models import Connector, DeliveryStatus, HullNotification, HullSegment, SyncLog
+from sync.outgoing.attributes import data_attributes_sync
+from sync.outgoing.companies import account_sync
+from sync.outgoing.contacts import contact_sync
+from sync.outgoing.context import OutgoingContext, build_context
+from sync.outgoing.routing import COMPANY, SKIP, USER, message_field, route_message
+
+logger = logging.getLogger("sync.outgoing")
+
+DEFAULT_CONCURRENCY = 4  # threads per notification; Intercom's budget, not CPU, is the limit
+HALT_FALLBACK = timedelta(seconds=60)  # when Intercom gave no reset time
+
+
+class OutgoingHalted(Exception):
+    """Intercom said stop (rate limit, or the token no longer works): the rest waits."""
+
+    def __init__(self, message: str, *, resume_at: datetime | None = None, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.resume_at = resume_at
+        self.retryable = retryable
+
+
+# --- one message ---------------------------------------------------------------------------------
+
+
+def _entity_fields(message: Any) -> dict[str, str]:
+    entity = message_field(message, "user") or message_field(message, "account") or {}
+    return {
+        "hull_id": str(entity.get("id") or ""),
+        "email": str(entity.get("email") or ""),
+        "external_id": str(entity.get("external_id") or ""),
+    }
+
+
+def message_sync(ctx: OutgoingContext, message: Any) -> str:
+    """Route and sync one message; returns the decision's target. Rate limits propagate."""
+    decision = route_message(ctx.connector, message)
+    if decision.target == SKIP:
+        is_account = message_field(message, "user") is None
+        data: dict[str, Any] = {}
+        events = message_field(message, "events") or []
+        if events:
+            data["events_not_sent"] = len(events)  # the user's skip covers its events
+        ctx.log(
+            "account" if is_account else USER,
+            SyncLog.Status.SKIPPED,
+            reason=decision.reason,
+            message=decision.message,
+            data=data,
+            **_entity_fields(message),
+        )
+        return SKIP
+    if decision.target == COMPANY:
+        account_sync(
+            ctx,
+            account=message_field(message, "account") or {},
+            account_segments=message_field(message, "account_segments") or [],
+            changes=message_field(message, "changes") or {},
+        )
+        return COMPANY
+    contact_sync(ctx, message=message, target=decision.target)
+    return decision.target
+
+
+def _run_guarded(ctx: OutgoingContext, message: Any) -> None:
+    """Unexpected errors end in the entity's error row instead of failing the whole batch."""
+    try:
+        message_sync(ctx, message)
+    except (IntercomRateLimited, IntercomUnauthorized):
+        raise
+    except Exception as exc:  # noqa: BLE001 - one entity's bug must not lose the other messages
+        logger.exception("outgoing.message.crashed", extra={"connector": ctx.connector.pk})
+        ctx.log(
+            "account" if message_field(message, "user") is None else USER,
+            SyncLog.Status.ERROR,
+            reason="internal_error",
+            message=f"{type(exc).__name__}: {exc}",
+            **_entity_fields(message),
+        )
+
+
+def _in_thread(ctx: OutgoingContext, message: Any) -> None:
+    try:
+        _run_guarded(ctx, message)
+    finally:
+        connection.close()  # this worker thread's own connection
+
+
+# --- a batch of messages -------------------------------------------------------------------------
+
+
+def _concurrency() -> int:
+    if connection.in_atomic_block:
+        return 1
+    return max(1, int(getattr(settings, "OUTGOING_CONCURRENCY", DEFAULT_CONCURRENCY)))
+
+
+class _Progress:
+    """The processed-message indexes, saved as each message finishes."""
+
+    def __init__(self, notification: HullNotification | None) -> None:
+        self.notification = notification
+        self.done: set[int] = set(int(i) for i in (notification.processed_messages or [])) if notification else set()
+        self._lock = threading.Lock()
+
+    def mark(self, index: int) -> None:
+        with self._lock:
+            self.done.add(index)
+            if self.notification is not None:
+                self.notification.processed_messages = sorted(self.done)
+                HullNotification.objects.filter(pk=self.notification.pk).update(
+                    processed_messages=self.notification.processed_messages
+                )
+
+
+def outgoing_messages_sync(
+    *,
+    connector: Connector,
+    messages: Sequence[Any],
+    notification: HullNotification | None = None,
+    context: OutgoingContext | None = None,
+) -> None:
+    """Sync messages (already deduped) to Intercom, each ending in its SyncLog rows.
+
+    Also the entry point of export batches (`is_export=True` messages: filters bypassed,
+    "Send batch as" decides). Raises OutgoingHalted when Intercom stops us; the messages done
+    so far are recorded on the notification.
+    """
+    ctx = context or build_context(connector, notification)
+    progress = _Progress(notification)
+    pending = [(i, m) for i, m in enumerate(messages) if i not in progress.done]
+    halt: BaseException | None = None
+    try:
+        workers = _concurrency()
+        if workers == 1 or len(pending) <= 1:
+            for index, message in pending:
+                try:
+                    _run_guarded(ctx, message)
+                except (IntercomRateLimited, IntercomUnauthorized) as exc:
+                    halt = exc
+                    break
+                progress.mark(index)
+        else:
+            halt = _run_pool(ctx, pending, progress, workers)
+    finally:
+        ctx.firehose.flush()
+    if halt is not None:
+        if isinstance(halt, IntercomRateLimited):
+            raise OutgoingHalted(f"Intercom rate limit: {halt.message}", resume_at=halt.reset_at) from halt
+        raise OutgoingHalted(f"Intercom refused the token: {halt}", retryable=False) from halt
+
+
+def _run_pool(ctx: OutgoingContext, pending: list[tuple[int, Any]], progress: _Progress, workers: int) -> BaseException | None:
+    halt: BaseException | None = None
+    queue = list(reversed(pending))
+    running: dict[Future, int] = {}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="outgoing") as pool:
+        while queue or running:
+            while queue and halt is None and len(running) < workers * 2:
+                index, message = queue.pop()
+                running[pool.submit(_in_thread, ctx, message)] = index
+            if not running:
+                break
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in finished:
+                index = running.pop(future)
+                exc = future.exception()
+                if exc is None:
+                    progress.mark(index)
+                elif isinstance(exc, (IntercomRateLimited, IntercomUnauthorized)):
+                    halt = halt or exc
+                else:  # pragma: no cover - _run_guarded catches everything else
+                    halt = halt or exc
+            if halt is not None:
+                queue.clear()
+    return halt
+
+
+# --- segments and settings -----------------------------------------------------------------------
+
+
+def segments_refresh(*, connector: Connector, segments: Sequence[Any], kind: str, deleted: bool = False) -> int:
+    """Remember segment names Hull told us about (filters' pickers, tag names)."""
+    count = 0
+    for segment in segments or ():
+        if not isinstance(segment, dict) or not segment.get("id"):
+            continue
+        HullSegment.objects.update_or_create(
+            connector=connector,
+            kind=kind,
+            hull_id=str(segment["id"]),
+            defaults={"name": str(segment.get("name") or segment["id"])[:255], "deleted": deleted},
+        )
+        count += 1
+    return count
+
+
+def _segment_kind(channel: str) -> str:
+    return HullSegment.Kind.ACCOUNT if channel.startswith("accounts_segment") else HullSegment.Kind.USER
+
+
+# --- the task body -------------------------------------------------------------------------------
+
+
+def _finish(notification: HullNotification, status: str, error: str = "") -> None:
+    notification.status = status
+    notification.error = error[:5000]
+    notification.processed_at = timezone.now() if status != DeliveryStatus.PENDING else None
+    notification.save(update_fields=["status", "error", "processed_at"])
+
+
+def _schedule_resume(notification: HullNotification, resume_at: datetime | None) -> None:
+    """Run the task again when Intercom's window resets (a ONCE schedule deletes itself)."""
+    from django_q.models import Schedule
+
+    when = resume_at or timezone.now() + HALT_FALLBACK
+    Schedule.objects.update_or_create(
+        name=f"hull-notification-resume:{notification.pk}",
+        defaults={
+            "func": "sync.tasks.process_notification",
+            "args": repr((notification.pk,)),
+            "schedule_type": Schedule.ONCE,
+            "next_run": when,
+            "repeats": -1,
+        },
+    )
+
+
+def notification_process(*, notification: HullNotification) -> None:
+    """Parse, refresh segments, dedupe, route and sync every message of a stored notification."""
+    from sync.hull.messages import (
+        ENTITY_CHANNELS,
+        SEGMENT_CHANNELS,
+        SHIP_CHANNEL,
+        NotificationError,
+        dedupe_messages,
+        parse_notification,
+    )
+
+    connector = notification.connector
+    if notification.status in (DeliveryStatus.DONE, DeliveryStatus.IGNORED):
+        return  # a replayed task: everything was done already
+    if not connector.is_active:
+        logger.info("outgoing.notification.paused", extra={"connector": connector.pk, "notification": notification.pk})
+        return  # stays pending: paused connectors store what they receive and sync nothing
+    notification.status = DeliveryStatus.PROCESSING
+    notification.attempts += 1
+    notification.save(update_fields=["status", "attempts"])
+
+    try:
+        parsed = parse_notification(notification.payload)
+    except NotificationError as exc:
+        _finish(notification, DeliveryStatus.FAILED, f"Unreadable notification: {exc}")
+        return
+    channel = parsed.channel or notification.channel
+
+    try:
+        if channel == SHIP_CHANNEL:
+            data_attributes_sync(connector=connector)
+            _finish(notification, DeliveryStatus.DONE)
+            return
+        if channel in SEGMENT_CHANNELS:
+            segments_refresh(
+                connector=connector,
+                segments=parsed.messages,
+                kind=_segment_kind(channel),
+                deleted=channel.endswith(":delete"),
+            )
+            _finish(notification, DeliveryStatus.DONE)
+            return
+        if channel not in ENTITY_CHANNELS:
+            _finish(notification, DeliveryStatus.UNSUPPORTED, f"Channel {channel!r} is not handled")
+            return
+        segments_refresh(connector=connector, segments=parsed.segments, kind=HullSegment.Kind.USER)
+        segments_refresh(connector=connector, segments=parsed.account_segments, kind=HullSegment.Kind.ACCOUNT)
+        messages = dedupe_messages(parsed.messages)
+        if notification.message_count != len(messages):
+            notification.message_count = len(messages)
+            notification.save(update_fields=["message_count"])
+        outgoing_messages_sync(connector=connector, messages=messages, notification=notification)
+    except OutgoingHalted as halt:
+        if halt.retryable:
+            _finish(notification, DeliveryStatus.PENDING, str(halt))
+            _schedule_resume(notification, halt.resume_at)
+        else:
+            _finish(notification, DeliveryStatus.FAILED, str(halt))
+        logger.warning("outgoing.notification.halted", extra={"connector": connector.pk, "notification": notification.pk})
+        return
+    except Exception as exc:
+        _finish(notification, DeliveryStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        raise
+    _finish(notification, DeliveryStatus.DONE)

@@ -253,3 +253,10 @@ def test_a_pasted_token_intercom_rejects_is_a_form_error(staff_client, connector
     assert "Intercom rejected this access token (401 Unauthorized)." in response.content.decode()
     connector.refresh_from_db()
     assert connector.intercom_access_token != "a-wrong-token"
+
+
+def test_the_picker_shows_custom_attributes_of_the_sandbox_workspace(staff_client, connector, intercom_sandbox):
+    intercom_sandbox.add_data_attribute("favourite_colour")
+    html = change_page(staff_client, connector)
+    outgoing = html[html.index('id="intercom-contact-outgoing-fields"'):]
+    assert 'value="favourite_colour"' in outgoing[: outgoing.index("</datalist>")]

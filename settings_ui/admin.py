@@ -29,6 +29,7 @@ from settings_ui.forms import (
     DatalistInput,
     FieldMappingForm,
     IdentityClaimForm,
+    SECRET_FIELDS,
     MappingFormSet,
 )
 from settings_ui.logs import *  # noqa: F401,F403 - registers the log admins
@@ -143,6 +144,18 @@ GETTING_STARTED = (
 )
 
 
+def _without_secrets(fields: tuple) -> tuple:
+    kept = []
+    for field in fields:
+        if isinstance(field, (tuple, list)):
+            field = tuple(name for name in field if name not in SECRET_FIELDS)
+            if field:
+                kept.append(field)
+        elif field not in SECRET_FIELDS:
+            kept.append(field)
+    return tuple(kept)
+
+
 @admin.register(Connector)
 class ConnectorAdmin(admin.ModelAdmin):
     form = ConnectorForm
@@ -204,7 +217,11 @@ class ConnectorAdmin(admin.ModelAdmin):
     # A new connector gets its default claims and mappings on save; its add page asks only for
     # the basics, and the full page (with the tables) opens right after.
     def get_fieldsets(self, request: HttpRequest, obj: Connector | None = None) -> list:
-        return self.fieldsets if obj is not None else [GETTING_STARTED]
+        fieldsets = self.fieldsets if obj is not None else [GETTING_STARTED]
+        if obj is not None and not self.has_change_permission(request, obj):
+            # View-only staff get read-only fields rendered as text: the write-only secrets must go.
+            fieldsets = [(name, {**opts, "fields": _without_secrets(opts["fields"])}) for name, opts in fieldsets]
+        return fieldsets
 
     def get_inlines(self, request: HttpRequest, obj: Connector | None) -> list:
         return self.inlines if obj is not None else []

@@ -41,7 +41,8 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                payload[key] = redact(value)
+                # The key name counts at the top level too: extra={"hull_secret": ...} is masked.
+                payload[key] = "***" if _SECRET_KEYS.search(key) else redact(value)
         if record.exc_info:
             payload["exc_info"] = redact(self.formatException(record.exc_info))
         return json.dumps(payload, default=str)

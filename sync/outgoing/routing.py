@@ -90,6 +90,7 @@ class Decision:
     target: str
     reason: str = ""
     trigger: str = ""  # what made it send (entered_segment, event, account_linked, never_synced, changed, export)
+    entity: str = USER  # user or account: which skip texts apply
 
     @property
     def skipped(self) -> bool:
@@ -97,11 +98,11 @@ class Decision:
 
     @property
     def message(self) -> str:
-        return skip_message(self.reason, COMPANY if self.target == COMPANY else USER) if self.reason else ""
+        return skip_message(self.reason, self.entity) if self.reason else ""
 
 
-def _skip(reason: str) -> Decision:
-    return Decision(SKIP, reason)
+def _skip(reason: str, entity: str = USER) -> Decision:
+    return Decision(SKIP, reason, entity=entity)
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -250,16 +251,16 @@ def _group(target: str) -> str:
 
 def route_account_message(connector: Connector, message: Any) -> Decision:
     if not connector.is_intercom_connected:
-        return _skip(SkipReason.NOT_CONFIGURED)
+        return _skip(SkipReason.NOT_CONFIGURED, "account")
     account: Mapping[str, Any] = message_field(message, "account") or {}
     changes: Mapping[str, Any] = message_field(message, "changes") or {}
     if connector.ignore_deleted_accounts and _is_deleted(account, (ACCOUNT_GROUP,)):
-        return _skip(SkipReason.DELETED)
+        return _skip(SkipReason.DELETED, "account")
     if message_field(message, "is_export", False):
         return Decision(COMPANY, trigger="export")
     ids = segment_ids(message_field(message, "account_segments") or [])
     if not matches_filter(connector.synchronized_account_segments, ids):
-        return _skip(SkipReason.NOT_IN_SEGMENT)
+        return _skip(SkipReason.NOT_IN_SEGMENT, "account")
     entered = segment_ids((changes.get("account_segments") or {}).get("entered") or [])
     if entered and matches_filter(connector.synchronized_account_segments, entered):
         return Decision(COMPANY, trigger="entered_segment")
@@ -267,15 +268,15 @@ def route_account_message(connector: Connector, message: Any) -> Decision:
         return Decision(COMPANY, trigger="segments_changed")
     mapped = outgoing_hull_attributes(connector, Entity.COMPANY)
     if not mapped:
-        return _skip(SkipReason.NO_OUTGOING_ATTRIBUTES)
+        return _skip(SkipReason.NO_OUTGOING_ATTRIBUTES, "account")
     if not _has_intercom_id(connector, Entity.COMPANY, str(account.get("id") or ""), account, ACCOUNT_GROUP):
         return Decision(COMPANY, trigger="never_synced")
     keys = {_INDEX_SUFFIX.sub("", k) for k in (changes.get("account") or {})}
     if not keys:
-        return _skip(SkipReason.NO_CHANGES)
+        return _skip(SkipReason.NO_CHANGES, "account")
     foreign = {k for k in keys if not k.startswith(OWN_GROUPS)}
     if foreign & mapped:
         return Decision(COMPANY, trigger="changed")
     if not foreign:
-        return _skip(SkipReason.OWN_CHANGES_ONLY)
-    return _skip(SkipReason.NO_MAPPED_CHANGES)
+        return _skip(SkipReason.OWN_CHANGES_ONLY, "account")
+    return _skip(SkipReason.NO_MAPPED_CHANGES, "account")

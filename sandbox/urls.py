@@ -5,5 +5,5 @@ from django.urls import include, path
 urlpatterns: list = [
     path("", include("sandbox.oauth")),  # Intercom's OAuth pages; before intercom/ so its token URL wins
     path("intercom/", include("sandbox.intercom.urls")),
-    # path("hull/", include("sandbox.hull.urls")),
+    path("hull/", include("sandbox.hull.urls")),
 ]

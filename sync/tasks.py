@@ -45,3 +45,15 @@ def fetch_step(connector_id: int, kind: str, stream: str) -> None:
         logger.warning("task.fetch.vanished", extra={"connector_id": connector_id})
         return
     fetch_step_service(connector=connector, kind=kind, stream=stream)
+
+
+def process_export(notification_id: int) -> None:
+    """A stored Hull batch export (`/batch`, `/batch-accounts`): stream the file, sync its lines."""
+    from sync.hull.exports import export_process
+    from sync.models import HullNotification
+
+    notification = HullNotification.objects.filter(pk=notification_id, is_export=True).select_related("connector").first()
+    if notification is None:
+        logger.warning("task.export.vanished", extra={"notification_id": notification_id})
+        return
+    export_process(notification=notification)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import jwt
 import requests
@@ -253,3 +253,74 @@ def _body(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return response.text
+
+
+class HullExportTooLarge(HullApiError):
+    """The export file is bigger than the connector accepts."""
+
+
+EXPORT_CHUNK_BYTES = 64 * 1024  # read size: memory per read, whatever the file size
+
+
+def stream_export_lines(
+    url: str,
+    *,
+    max_bytes: int,
+    timeout: float = 60.0,
+    session: requests.Session | None = None,
+) -> Iterator[bytes]:
+    """The lines of an export file (newline-delimited JSON), read in bounded chunks.
+
+    The URL is a pre-signed file link, so no Hull credentials are sent with it. Stops with
+    HullExportTooLarge past `max_bytes`; transport errors and 5xx become the usual typed errors.
+    """
+    http = session or requests.Session()
+    try:
+        response = http.get(url, stream=True, timeout=timeout)
+    except (requests.Timeout, requests.ConnectionError) as exc:
+        raise HullUnavailable(f"Export file unreachable: {type(exc).__name__}", url=url) from exc
+    with response:
+        if response.status_code >= 500:
+            raise HullServerError(f"Export file answered {response.status_code}", status=response.status_code, url=url)
+        if response.status_code >= 400:
+            raise HullApiError(f"Export file answered {response.status_code}", status=response.status_code, url=url)
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > max_bytes:
+            raise HullExportTooLarge(f"Export file is {declared} bytes (limit {max_bytes})", url=url)
+        read = 0
+        pending = b""
+        try:
+            for chunk in response.iter_content(chunk_size=EXPORT_CHUNK_BYTES):
+                read += len(chunk)
+                if read > max_bytes:
+                    raise HullExportTooLarge(f"Export file exceeds {max_bytes} bytes", url=url)
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                yield from lines
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise HullUnavailable(f"Export download interrupted: {type(exc).__name__}", url=url) from exc
+        if pending:
+            yield pending
+
+
+_public_keys: dict[str, str] = {}  # url -> PEM; Hull's framework caches them per URL too
+
+
+def fetch_public_key(url: str, signature: str, *, timeout: float = 5.0, session: requests.Session | None = None) -> str:
+    """The PEM public key Hull signs notifications with (§2.2: POST the signature to the key URL).
+
+    The caller checks the URL against the allow-list first; this only fetches and caches.
+    """
+    cached = _public_keys.get(url)
+    if cached:
+        return cached
+    http = session or requests.Session()
+    try:
+        response = http.post(url, data=signature, headers={"Content-Type": "text/plain"}, timeout=timeout)
+    except (requests.Timeout, requests.ConnectionError) as exc:
+        raise HullUnavailable(f"Public key unreachable: {type(exc).__name__}", url=url) from exc
+    text = response.text if response.status_code < 400 else ""
+    if "-----BEGIN PUBLIC KEY-----" not in text:
+        raise HullApiError("No public key at the signature's key URL", status=response.status_code, url=url)
+    _public_keys[url] = text
+    return text

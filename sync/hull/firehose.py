@@ -40,10 +40,11 @@ def deterministic_event_id(*parts: Any) -> str:
 class FirehoseBatch:
     """A buffer of firehose records for one connector; thread-safe; flushes on exit."""
 
-    def __init__(self, client: HullClient, *, flush_at: int = FLUSH_AT, flush_after: float | None = FLUSH_AFTER) -> None:
+    def __init__(self, client: HullClient, *, flush_at: int | None = None, flush_after: float | None = None) -> None:
         self.client = client
-        self.flush_at = flush_at
-        self.flush_after = flush_after
+        # Module defaults read at construction so tests (and the sandbox fixture) can tune them.
+        self.flush_at = flush_at or FLUSH_AT
+        self.flush_after = FLUSH_AFTER if flush_after is None else flush_after
         self.records: list[dict[str, Any]] = []
         self.sent = 0  # records handed to Hull so far
         self.calls = 0  # HTTP calls made

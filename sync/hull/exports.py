@@ -1,0 +1,139 @@
+"""Batch exports (`/batch`, `/batch-accounts`, reference/hull-platform.md §2.4).
+
+Hull posts `{url, format, object_type}`; we answer at once, then a task streams the file (bounded
+memory, size limit) and hands its lines, 100 at a time, to the outgoing sync as export messages
+(`is_export=True`: segment filters bypassed, "send batch as" applies).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from sync.hull.client import HullApiError, stream_export_lines
+from sync.hull.messages import NotificationError, export_line_message, notification_segments
+from sync.hull.segments import hull_segments_refresh, segments_by_id
+from sync.models import Connector, DeliveryStatus, HullNotification, HullSegment
+
+logger = logging.getLogger("sync.hull.exports")
+
+EXPORT_CHUNK_MESSAGES = 100  # messages per outgoing_messages_sync call (Hull's maxSize default)
+MAX_EXPORT_BYTES = getattr(settings, "HULL_MAX_EXPORT_BYTES", 512 * 1024 * 1024)
+OBJECT_TYPES = {"user_report": "user", "account_report": "account"}
+CHANNEL_FOR = {"user": "user:update", "account": "account:update"}
+
+
+def validate_export_request(body: Any, *, default_object_type: str) -> dict[str, Any]:
+    """The export request's fields, checked; raises NotificationError (the view's 400)."""
+    if not isinstance(body, Mapping):
+        raise NotificationError("The body must be a JSON object.")
+    url = body.get("url")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise NotificationError("`url` must be an http(s) URL of the export file.")
+    export_format = body.get("format") or "json"
+    if export_format != "json":
+        raise NotificationError(f"Unsupported export format {export_format!r}: only json is accepted.")
+    object_type = body.get("object_type") or default_object_type
+    if object_type not in OBJECT_TYPES:
+        raise NotificationError(f"Unknown object_type {object_type!r}.")
+    return {"url": url, "format": export_format, "object_type": object_type}
+
+
+def hull_export_receive(
+    *, connector: Connector, body: Mapping[str, Any], segment_id: str = "", default_object_type: str = "user_report"
+) -> tuple[HullNotification, bool]:
+    """Store the export request once (keyed by its URL) and enqueue `sync.tasks.process_export`."""
+    request = validate_export_request(body, default_object_type=default_object_type)
+    entity = OBJECT_TYPES[request["object_type"]]
+    users, accounts = notification_segments(body)
+    payload = {**request, "segment_id": segment_id or "", "entity": entity}
+    key = "export:" + hashlib.sha256(f"{request['url']}|{segment_id}".encode()).hexdigest()[:40]
+    with transaction.atomic():
+        notification, created = HullNotification.objects.get_or_create(
+            connector=connector,
+            notification_id=key,
+            defaults={"channel": CHANNEL_FOR[entity], "is_export": True, "payload": payload},
+        )
+        if created:
+            hull_segments_refresh(connector=connector, user_segments=users, account_segments=accounts)
+            pk = notification.pk
+            transaction.on_commit(lambda: enqueue_export(pk, connector_id=connector.pk))
+    logger.info(
+        "hull.export.stored" if created else "hull.export.duplicate",
+        extra={"connector": connector.pk, "entity": entity, "notification": notification.pk},
+    )
+    return notification, created
+
+
+def enqueue_export(notification_pk: int, *, connector_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("sync.tasks.process_export", notification_pk, group=f"connector-{connector_id}")
+
+
+def _sync_chunk(connector: Connector, messages: list[Any], notification: HullNotification) -> None:
+    # Written in parallel by the outgoing work; imported here so this module loads without it.
+    from sync.outgoing.notifications import outgoing_messages_sync
+
+    outgoing_messages_sync(connector=connector, messages=messages, notification=notification)
+
+
+def export_process(*, notification: HullNotification, max_bytes: int | None = None) -> int:
+    """Stream the export file and sync it chunk by chunk; returns the number of messages handed on.
+
+    Replaying is safe (the outgoing sync is idempotent), so a crash simply restarts the file.
+    """
+    connector = notification.connector
+    payload = notification.payload or {}
+    entity = payload.get("entity") or OBJECT_TYPES.get(payload.get("object_type", ""), "user")
+    kind = HullSegment.Kind.USER if entity == "user" else HullSegment.Kind.ACCOUNT
+    known = segments_by_id(connector, kind)
+    segment_id = payload.get("segment_id") or ""
+    HullNotification.objects.filter(pk=notification.pk).update(
+        status=DeliveryStatus.PROCESSING, attempts=notification.attempts + 1
+    )
+    total = 0
+    bad_lines = 0
+    chunk: list[Any] = []
+    try:
+        for raw in stream_export_lines(payload["url"], max_bytes=max_bytes or MAX_EXPORT_BYTES):
+            if not raw.strip():
+                continue
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                bad_lines += 1
+                continue
+            if not isinstance(line, dict):
+                bad_lines += 1
+                continue
+            if segment_id and segment_id not in (line.get("segment_ids") or []):
+                # The dashboard pushed one segment: Hull's framework adds it to every line.
+                line = {**line, "segment_ids": [*(line.get("segment_ids") or []), segment_id]}
+            chunk.append(export_line_message(line, object_type=entity, segments_by_id=known))
+            if len(chunk) >= EXPORT_CHUNK_MESSAGES:
+                _sync_chunk(connector, chunk, notification)
+                total += len(chunk)
+                chunk = []
+        if chunk:
+            _sync_chunk(connector, chunk, notification)
+            total += len(chunk)
+    except HullApiError as exc:
+        HullNotification.objects.filter(pk=notification.pk).update(
+            status=DeliveryStatus.FAILED, error=str(exc)[:5000], message_count=total, processed_at=timezone.now()
+        )
+        logger.warning("hull.export.failed", extra={"connector": connector.pk, "messages": total, "error": type(exc).__name__})
+        return total
+    error = f"{bad_lines} malformed line(s) skipped" if bad_lines else ""
+    HullNotification.objects.filter(pk=notification.pk).update(
+        status=DeliveryStatus.DONE, message_count=total, error=error, processed_at=timezone.now()
+    )
+    logger.info("hull.export.done", extra={"connector": connector.pk, "messages": total, "bad_lines": bad_lines})
+    return total

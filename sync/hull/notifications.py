@@ -1,0 +1,118 @@
+"""Receiving a Hull notification: store it once, refresh segments, enqueue, decide flow control.
+
+Persist before acknowledging (ARCHITECTURE.md): a notification answered 200 is in the database.
+Replays of the same `notification_id` hit the unique constraint and are stored once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from sync.hull.flow_control import flow_control_for, pending_depth
+from sync.hull.messages import SUPPORTED_CHANNELS, notification_segments, validate_notification
+from sync.hull.segments import hull_segments_refresh
+from sync.models import Connector, DeliveryStatus, HullNotification
+
+logger = logging.getLogger("sync.hull.notifications")
+
+SEGMENT_DELETE_CHANNELS = {"users_segment:delete": "user", "accounts_segment:delete": "account"}
+SEGMENT_UPDATE_CHANNELS = {"users_segment:update": "user", "accounts_segment:update": "account"}
+
+
+@dataclass
+class NotificationReceipt:
+    notification: HullNotification
+    created: bool
+    flow_control: dict[str, Any]
+
+
+def redact_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload without Hull's credentials: secrets are encrypted at rest, never in JSON columns."""
+    stored = dict(payload)
+    for key in ("configuration", "connector"):
+        if isinstance(stored.get(key), Mapping) and "secret" in stored[key]:
+            stored[key] = {k: v for k, v in stored[key].items() if k != "secret"}
+    return stored
+
+
+def _refresh_segments(connector: Connector, payload: Mapping[str, Any]) -> None:
+    users, accounts = notification_segments(payload)
+    channel = payload.get("channel")
+    messages = payload.get("messages") or []
+    if channel in SEGMENT_UPDATE_CHANNELS or channel in SEGMENT_DELETE_CHANNELS:
+        kind = SEGMENT_UPDATE_CHANNELS.get(channel) or SEGMENT_DELETE_CHANNELS[channel]
+        target = users if kind == "user" else accounts
+        if channel in SEGMENT_DELETE_CHANNELS:
+            hull_segments_refresh(
+                connector=connector,
+                user_segments=messages if kind == "user" else (),
+                account_segments=messages if kind == "account" else (),
+                deleted=True,
+            )
+        else:
+            target = [*target, *messages]
+        if kind == "user":
+            users = target
+        else:
+            accounts = target
+    elif not users and not accounts:
+        # No top-level lists (minihull-style bodies): take what the messages carry.
+        seen_users: dict[str, Any] = {}
+        seen_accounts: dict[str, Any] = {}
+        for message in messages:
+            if isinstance(message, Mapping):
+                for segment in message.get("segments") or message.get("users_segments") or []:
+                    if isinstance(segment, Mapping):
+                        seen_users[str(segment.get("id"))] = segment
+                for segment in message.get("account_segments") or message.get("accounts_segments") or []:
+                    if isinstance(segment, Mapping):
+                        seen_accounts[str(segment.get("id"))] = segment
+        users, accounts = list(seen_users.values()), list(seen_accounts.values())
+    hull_segments_refresh(connector=connector, user_segments=users, account_segments=accounts)
+
+
+def hull_notification_receive(*, connector: Connector, payload: Mapping[str, Any]) -> NotificationReceipt:
+    """Store (once), enqueue `sync.tasks.process_notification`, answer the flow control.
+
+    Raises `sync.hull.messages.NotificationError` for a body Hull would not send (the view's 400).
+    """
+    validate_notification(payload)
+    channel = payload["channel"]
+    supported = channel in SUPPORTED_CHANNELS
+    messages = payload.get("messages") or []
+    depth = pending_depth(connector)
+    with transaction.atomic():
+        notification, created = HullNotification.objects.get_or_create(
+            connector=connector,
+            notification_id=str(payload["notification_id"])[:128],
+            defaults={
+                "channel": channel[:64],
+                "is_export": bool(payload.get("is_export")),
+                "payload": redact_payload(payload),
+                "message_count": len(messages),
+                "status": DeliveryStatus.PENDING if supported else DeliveryStatus.IGNORED,
+            },
+        )
+        if created:
+            _refresh_segments(connector, payload)
+        if created and supported:
+            pk = notification.pk
+            transaction.on_commit(lambda: enqueue_notification(pk, connector_id=connector.pk))
+    log_key = "hull.notification.stored" if created else "hull.notification.duplicate"
+    if not supported:
+        log_key = "hull.notification.unsupported-channel"
+    logger.info(log_key, extra={"connector": connector.pk, "channel": channel, "messages": len(messages)})
+    # The queue depth counted before this one: a notification is not back-pressure against itself.
+    flow = flow_control_for(connector, depth=depth)
+    return NotificationReceipt(notification=notification, created=created, flow_control=flow)
+
+
+def enqueue_notification(notification_pk: int, *, connector_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("sync.tasks.process_notification", notification_pk, group=f"connector-{connector_id}")

@@ -1,0 +1,163 @@
+"""DRF authentication for calls from Hull (spec/DECISIONS.md "Hull authentication").
+
+- Notifications (`/smart-notifier`): the RS256 signature headers when present (the public-key
+  URL only from settings.HULL_PUBLIC_KEY_HOSTS, no SSRF), otherwise the connector id and secret in
+  the body's `configuration`, compared in constant time.
+- Batch and status calls: the query-string credentials `?ship|id=<id>&secret=<secret>` (§1.4).
+
+Anything else: 401 and nothing stored. Both classes return `(None, connector)`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+import jwt
+from django.conf import settings
+from rest_framework import exceptions, status
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+
+from sync.hull.client import HullApiError, fetch_public_key
+from sync.models import Connector
+
+logger = logging.getLogger("webhooks.hull")
+
+# Hull notifications can carry thousands of messages; beyond this we answer 413.
+MAX_NOTIFICATION_BYTES = getattr(settings, "HULL_MAX_NOTIFICATION_BYTES", 64 * 1024 * 1024)
+
+FLAG_HEADER = "HTTP_X_HULL_SMART_NOTIFIER"
+SIGNATURE_HEADER = "HTTP_X_HULL_SMART_NOTIFIER_SIGNATURE"
+VERSION_HEADER = "HTTP_X_HULL_SMART_NOTIFIER_SIGNATURE_VERSION"
+KEY_URL_HEADER = "HTTP_X_HULL_SMART_NOTIFIER_SIGNATURE_PUBLIC_KEY_URL"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"
+
+
+def _connector(request: Request) -> Connector:
+    view_kwargs = request.parser_context.get("kwargs", {}) if request.parser_context else {}
+    connector = Connector.objects.filter(slug=view_kwargs.get("slug")).first()
+    if connector is None:
+        raise exceptions.NotFound("Unknown connector.")
+    return connector
+
+
+def _same(expected: str, given: Any) -> bool:
+    # Both sides must be non-empty: an unset secret never matches an empty one.
+    return bool(expected) and isinstance(given, str) and bool(given) and hmac.compare_digest(expected.encode(), given.encode())
+
+
+def read_limited_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing more than `limit` bytes (413) before and while reading it.
+
+    Django's own DATA_UPLOAD_MAX_MEMORY_SIZE would answer 400; Hull deserves a 413.
+    """
+    django_request = request._request
+    if hasattr(django_request, "_body"):
+        body = django_request._body
+    else:
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        if declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge()
+        body = django_request.read(limit + 1)
+        if len(body) > limit:
+            raise PayloadTooLarge()
+        django_request._body = body  # so request.body keeps working after our read
+    return body
+
+
+def parse_json_body(request: Request, limit: int) -> Any:
+    body = read_limited_body(request, limit)
+    if not body:
+        raise exceptions.ParseError("Empty body: MISSING_NOTIFICATION_PAYLOAD.")
+    cached = getattr(request._request, "_hull_json", None)
+    if cached is not None:
+        return cached
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise exceptions.ParseError("Malformed JSON body.") from exc
+    request._request._hull_json = payload
+    return payload
+
+
+def public_key_host_allowed(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        return False
+    host = parts.hostname.lower()
+    return any(host == allowed or host.endswith("." + allowed) for allowed in settings.HULL_PUBLIC_KEY_HOSTS)
+
+
+class HullNotificationAuthentication(BaseAuthentication):
+    """Order: connector exists → size (413) → JSON (400) → signature, else body credentials (401)."""
+
+    def authenticate(self, request: Request) -> tuple[None, Connector]:
+        connector = _connector(request)
+        payload = parse_json_body(request, MAX_NOTIFICATION_BYTES)
+        if not isinstance(payload, dict):
+            raise exceptions.ParseError("The notification must be a JSON object.")
+        configuration = payload.get("configuration")
+        if not isinstance(configuration, dict):
+            configuration = {}
+        if request.META.get(SIGNATURE_HEADER):
+            self._verify_signature(request, connector, payload)
+            if not _same(connector.hull_id, configuration.get("id")):
+                logger.info("hull.notification.wrong-connector", extra={"connector": connector.pk})
+                raise exceptions.AuthenticationFailed("The notification is for another connector.")
+            return None, connector
+        if not (_same(connector.hull_id, configuration.get("id")) and _same(connector.hull_secret, configuration.get("secret"))):
+            logger.info("hull.notification.invalid-credentials", extra={"connector": connector.pk})
+            raise exceptions.AuthenticationFailed("Missing or invalid Hull credentials in `configuration`.")
+        return None, connector
+
+    def _verify_signature(self, request: Request, connector: Connector, payload: dict[str, Any]) -> None:
+        signature = request.META.get(SIGNATURE_HEADER, "")
+        version = request.META.get(VERSION_HEADER, "")
+        key_url = request.META.get(KEY_URL_HEADER, "")
+        if not version or not key_url:
+            raise exceptions.AuthenticationFailed("MISSING_SIGNATURE_HEADERS")
+        if version != "v1":
+            raise exceptions.AuthenticationFailed("UNSUPPORTED_SIGNATURE_VERSION")
+        if not public_key_host_allowed(key_url):
+            logger.warning("hull.notification.key-host-refused", extra={"connector": connector.pk, "host": urlsplit(key_url).hostname})
+            raise exceptions.AuthenticationFailed("INVALID_CERTIFICATE: public key host not allowed.")
+        try:
+            public_key = fetch_public_key(key_url, signature)
+        except HullApiError as exc:
+            raise exceptions.AuthenticationFailed("INVALID_CERTIFICATE") from exc
+        try:
+            claims = jwt.decode(signature, public_key, algorithms=["RS256"], options={"verify_aud": False})
+        except jwt.PyJWTError as exc:
+            logger.info("hull.notification.invalid-signature", extra={"connector": connector.pk})
+            raise exceptions.AuthenticationFailed("INVALID_SIGNATURE") from exc
+        if str(claims.get("jti")) != str(payload.get("notification_id")):
+            raise exceptions.AuthenticationFailed("INVALID_SIGNATURE: jti does not match notification_id.")
+
+    def authenticate_header(self, request: Request) -> str:
+        # A value here makes DRF answer 401 (not 403) when authentication fails.
+        return 'Hull realm="smart-notifier"'
+
+
+class HullQueryAuthentication(BaseAuthentication):
+    """`?ship=<id>&secret=<secret>` (or `id=`), as Hull calls batch, status and schedule URLs."""
+
+    def authenticate(self, request: Request) -> tuple[None, Connector]:
+        connector = _connector(request)
+        given_id = request.query_params.get("ship") or request.query_params.get("id")
+        given_secret = request.query_params.get("secret")
+        if not (_same(connector.hull_id, given_id) and _same(connector.hull_secret, given_secret)):
+            logger.info("hull.query.invalid-credentials", extra={"connector": connector.pk, "path": request.path})
+            raise exceptions.AuthenticationFailed("Missing or invalid Hull credentials (ship, secret).")
+        return None, connector
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Hull realm="connector"'

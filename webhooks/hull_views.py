@@ -1,0 +1,122 @@
+"""Endpoints Hull calls: `/hull/<slug>/smart-notifier`, `/batch`, `/batch-accounts`, `/status`.
+
+Each view authenticates (webhooks/authentication.py), calls one service in sync/hull/, and
+answers. Hull's notifier expects `{"flow_control": ...}` on every answer, errors included
+(reference/hull-platform.md §2.3), so failures carry a `retry` flow control and an `error` object.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from sync.hull.exports import hull_export_receive
+from sync.hull.flow_control import ERROR_RETRY_IN_MS, MAX_PENDING_NOTIFICATIONS, pending_depth, retry_in
+from sync.hull.messages import NotificationError
+from sync.hull.notifications import hull_notification_receive
+from sync.services.status import WARNING, connector_status
+from webhooks.authentication import (
+    MAX_NOTIFICATION_BYTES,
+    HullNotificationAuthentication,
+    HullQueryAuthentication,
+    parse_json_body,
+)
+
+
+class IsHullConnector(BasePermission):
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return request.auth is not None
+
+
+class HullSmartNotifierView(APIView):
+    authentication_classes = [HullNotificationAuthentication]
+    permission_classes = [IsHullConnector]
+
+    @extend_schema(
+        request={"application/json": {"type": "object"}},
+        responses={
+            200: OpenApiResponse(description="Stored; `flow_control` next or retry"),
+            400: None,
+            401: None,
+            404: None,
+            413: None,
+        },
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        payload = parse_json_body(request, MAX_NOTIFICATION_BYTES)  # already parsed by authentication
+        try:
+            receipt = hull_notification_receive(connector=request.auth, payload=payload)
+        except NotificationError as exc:
+            raise exceptions.ParseError(str(exc)) from exc
+        body = {
+            "flow_control": receipt.flow_control,
+            "notification": receipt.notification.pk,
+            "status": receipt.notification.status,
+            "duplicate": not receipt.created,
+        }
+        return Response(body, status=status.HTTP_200_OK)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        if isinstance(response.data, dict):
+            detail = response.data.get("detail", "")
+            code = getattr(getattr(exc, "detail", None), "code", None) or type(exc).__name__
+            response.data = {
+                "flow_control": retry_in(ERROR_RETRY_IN_MS),
+                "error": {"message": str(detail), "name": type(exc).__name__, "code": str(code)},
+                "detail": detail,
+            }
+        return response
+
+
+class HullBatchView(APIView):
+    """`/batch` (users) and `/batch-accounts`: store the export request, answer at once."""
+
+    authentication_classes = [HullQueryAuthentication]
+    permission_classes = [IsHullConnector]
+    default_object_type = "user_report"
+
+    @extend_schema(request={"application/json": {"type": "object"}}, responses={200: None, 400: None, 401: None, 404: None})
+    def post(self, request: Request, slug: str) -> Response:
+        body = parse_json_body(request, MAX_NOTIFICATION_BYTES)
+        try:
+            notification, created = hull_export_receive(
+                connector=request.auth,
+                body=body,
+                segment_id=request.query_params.get("segment_id", ""),
+                default_object_type=self.default_object_type,
+            )
+        except NotificationError as exc:
+            raise exceptions.ParseError(str(exc)) from exc
+        return Response({"status": "ok", "notification": notification.pk, "duplicate": not created})
+
+
+class HullBatchAccountsView(HullBatchView):
+    default_object_type = "account_report"
+
+
+class HullStatusView(APIView):
+    """Hull's status poll: `{"status": ok|warning|error|setupRequired, "messages": [...]}`."""
+
+    authentication_classes = [HullQueryAuthentication]
+    permission_classes = [IsHullConnector]
+
+    def _status(self, request: Request) -> Response:
+        connector = request.auth
+        result = connector_status(connector=connector)
+        depth = pending_depth(connector)
+        if depth > MAX_PENDING_NOTIFICATIONS and result.status != "setupRequired":
+            result.add(WARNING, f"{depth} notifications are queued: Hull is being asked to slow down.")
+        return Response(result.as_dict())
+
+    @extend_schema(responses={200: None, 401: None, 404: None})
+    def get(self, request: Request, slug: str) -> Response:
+        return self._status(request)
+
+    @extend_schema(request=None, responses={200: None, 401: None, 404: None})
+    def post(self, request: Request, slug: str) -> Response:
+        return self._status(request)

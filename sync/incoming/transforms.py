@@ -16,6 +16,7 @@ from sync.incoming.context import IncomingContext
 from sync.incoming.payloads import dotted_get
 from sync.mapping import claim_rows, map_incoming, mapping_rows
 from sync.models import Direction
+from sync.services.snippet import lead_visitor_anonymous_ids
 
 GROUP_FOR_ROLE = {"user": USER_GROUP, "lead": LEAD_GROUP}
 
@@ -102,6 +103,7 @@ def contact_to_hull_user(ctx: IncomingContext, contact: Mapping[str, Any], *, ro
         account_link=account_link,
         updated_at=contact.get("updated_at") if isinstance(contact.get("updated_at"), int) else None,
     )
+    update.aliases.extend(lead_visitor_anonymous_ids({**contact, "role": role}))  # the browser snippet's alias
     if ctx.connector.legacy_attribute_mode:
         apply_legacy_attribute_mode(update)
     return update

@@ -121,6 +121,8 @@ def _in_thread(ctx: OutgoingContext, message: Any) -> None:
 def _concurrency() -> int:
     if connection.in_atomic_block:
         return 1
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        return 1  # shared-cache in-memory SQLite locks whole tables: threads would only collide
     return max(1, int(getattr(settings, "OUTGOING_CONCURRENCY", DEFAULT_CONCURRENCY)))
 
 

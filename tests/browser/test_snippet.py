@@ -235,3 +235,34 @@ def test_a_broken_messenger_never_reaches_the_host_page(browser, site_url, forwa
         assert site.errors == []
     finally:
         site.close()
+
+
+def test_the_snippets_alias_is_an_anonymous_id_of_the_incoming_lead(
+    browser, site_url, connector, intercom_sandbox, hull_sandbox, client, django_capture_on_commit_callbacks
+):
+    """The same visitor seen twice: by the snippet in the browser, and by Intercom's webhook for its lead.
+
+    `contact_created.json` is a lead whose visitor id (1.x `user_id`, 2.x `external_id`) is what
+    `Intercom('getVisitorId')` returns in that visitor's browser.
+    """
+    from sync.services.snippet import snippet_url
+    from tests.test_webhook_topics import fixture_bytes, post_fixture
+
+    lead = json.loads(fixture_bytes("contact_created"))["data"]["item"]
+    visitor_id = lead["user_id"]
+    html = page_html(snippet_url(connector, base_url=site_url.rsplit("/__website__/", 1)[0])).replace(json.dumps(VISITOR_ID), json.dumps(visitor_id))
+    site = Website(browser, html, site_url)
+    try:
+        site.wait_for_status("linked")
+        [browser_alias] = [call[1] for call in site.recorded("hull") if call[0] == "alias"]
+        assert site.errors == []
+    finally:
+        site.close()
+
+    connector.incoming_events = ["contact.created"]
+    connector.save()
+    post_fixture(client, connector, "contact_created", django_capture_on_commit_callbacks)
+    lead_ids = {record.body["anonymous_id"] for record in hull_sandbox.firehose_records if record.type == "alias"}
+    lead_ids |= {record.claims["io.hull.asUser"].get("anonymous_id") for record in hull_sandbox.firehose_records if record.type == "traits"}
+    assert browser_alias in lead_ids
+    assert browser_alias in hull_sandbox.user(email="bob@rei.com")["anonymous_ids"]

@@ -22,16 +22,21 @@ from sync.models import Direction, IdentityLink, SyncLog, WebhookDelivery
 from sync.synclog import log_outcome
 
 logger = logging.getLogger(__name__)
+outcome_logger = logging.getLogger("sync.outcome")  # the logger sync.synclog writes to
 
 ENTITY_FOR_ROLE = {"user": "user", "lead": "lead"}
 
 
 def open_firehose(connector: Any) -> Any:
-    """A FirehoseBatch for the connector (flushes on exit, auto-flushes every 100 records)."""
+    """A FirehoseBatch for the connector (flushes on exit, auto-flushes every 100 records).
+
+    No idle-flush timer: every incoming unit flushes on exit, and the checkpoint must follow the
+    flush, not a background thread (the timer also cost a thread start per record).
+    """
     from sync.hull.client import HullClient
     from sync.hull.firehose import FirehoseBatch
 
-    return FirehoseBatch(HullClient.for_connector(connector))
+    return FirehoseBatch(HullClient.for_connector(connector), flush_after=None)
 
 
 def send_user_update(batch: Any, update: HullUserUpdate) -> None:
@@ -86,22 +91,47 @@ def record_ingested(
     delivery: WebhookDelivery | None = None,
 ) -> None:
     """After Hull has the records: remember the `updated_at` ingested per entity, log one success each."""
-    with transaction.atomic():
-        _upsert_links(ctx, entities)
-        for item in entities:
-            is_account = item.entity == "company"
-            log_outcome(
-                ctx.connector,
+    rows = []
+    for item in entities:
+        is_account = item.entity == "company"
+        rows.append(
+            SyncLog(
+                connector=ctx.connector,
                 direction=Direction.INCOMING,
                 entity=SyncLog.EntityType.ACCOUNT if is_account else item.entity,
                 status=SyncLog.Status.SUCCESS,
                 action="incoming.account.success" if is_account else "incoming.user.success",
                 intercom_id=item.intercom_id,
-                email=item.email,
-                external_id=item.external_id,
+                email=item.email[:255],
+                external_id=item.external_id[:255],
                 data={"type": "Company" if is_account else item.entity.capitalize(), "source": source, **item.data},
                 delivery=delivery,
             )
+        )
+    with transaction.atomic():
+        _upsert_links(ctx, entities)
+        log_outcomes(rows)
+
+
+def log_outcomes(rows: Sequence[SyncLog]) -> None:
+    """Adapter: `sync.synclog.log_outcome` for a whole page at once.
+
+    A fetch page is 150 entities; one INSERT each made the SyncLog writes 60% of a fetch's time
+    (bench/incoming.py). Same rows and log keys as `log_outcome`, in one `bulk_create`.
+    """
+    if len(rows) == 1:
+        row = rows[0]
+        log_outcome(
+            row.connector, direction=row.direction, entity=row.entity, status=row.status, action=row.action,
+            intercom_id=row.intercom_id, email=row.email, external_id=row.external_id, data=row.data, delivery=row.delivery,
+        )
+        return
+    SyncLog.objects.bulk_create(rows, batch_size=500)
+    for row in rows:
+        outcome_logger.info(
+            row.action, extra={"connector": row.connector_id, "reason": row.reason, "hull_id": row.hull_id,
+                               "intercom_id": row.intercom_id, "status": row.status},
+        )
 
 
 def _upsert_links(ctx: IncomingContext, entities: Sequence[IngestedEntity]) -> None:

@@ -222,3 +222,70 @@ def _check_queue(result: ConnectorCheck, connector: Connector) -> None:
     if failed:
         message += " (replay them with `manage.py replay` or the admin's Replay action)"
     result.add("queue", WARN if failed and level == OK else level, message + ".")
+
+
+# --- push_segment -------------------------------------------------------------------------------
+
+
+class SegmentPushRefused(Exception):
+    """The push cannot be requested; the message says why."""
+
+
+@dataclass
+class SegmentPush:
+    segment_id: str
+    segment_name: str
+    batch_url: str  # where Hull will deliver the export (credentials masked)
+
+
+def connector_batch_url(connector: Connector, *, segment_id: str = "", mask_secret: bool = False) -> str:
+    """The `/batch` URL Hull posts an export to, with the credentials in the query (Hull's convention)."""
+    from urllib.parse import urlencode
+
+    query = {
+        "ship": connector.hull_id,
+        "organization": connector.hull_organization,
+        "secret": "********" if mask_secret else connector.hull_secret,
+        "source": "connector",
+    }
+    if segment_id:
+        query["segment_id"] = segment_id
+    path = reverse("hull-batch", kwargs={"slug": connector.slug})
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}{path}?{urlencode(query)}"
+
+
+def segment_push(*, connector: Connector, segment_id: str, hull_client: Any = None) -> SegmentPush:
+    """Ask Hull for an export of one user segment, delivered to our `/batch` endpoint.
+
+    Hull answers at once and later POSTs the export there; it is then synced like any batch
+    (sync/hull/exports.py -> outgoing_messages_sync): segment filters bypassed, "Send Batch As"
+    decides users or leads (reference/hull-platform.md §2.4, "Requesting an extract").
+    """
+    if not connector.is_hull_configured:
+        raise SegmentPushRefused("Hull credentials are incomplete: organization, connector id and secret are required.")
+    if not connector.is_intercom_connected:
+        raise SegmentPushRefused("Intercom is not connected: the exported users would have nowhere to go.")
+    if not connector.is_active:
+        raise SegmentPushRefused("The connector is paused: an export would be stored but not synced.")
+    from sync.hull.client import HullClient, HullNotFound
+
+    client = hull_client or HullClient.for_connector(connector)
+    try:
+        segment = client.get(segment_id)
+    except HullNotFound as error:
+        raise SegmentPushRefused(f"Hull has no segment {segment_id!r}.") from error
+    if not isinstance(segment, dict):
+        raise SegmentPushRefused(f"Hull answered {segment!r} for segment {segment_id!r}.")
+    body = {
+        "query": segment.get("query") or {},
+        "format": "json",
+        "url": connector_batch_url(connector, segment_id=segment_id),
+        "fields": [],
+    }
+    client.post("extract/user_reports", body)
+    logger.info("ops.segment_push.requested", extra={"connector": connector.pk, "segment_id": segment_id})
+    return SegmentPush(
+        segment_id=segment_id,
+        segment_name=str(segment.get("name") or segment_id),
+        batch_url=connector_batch_url(connector, segment_id=segment_id, mask_secret=True),
+    )

@@ -82,6 +82,7 @@
     if (typeof window.Intercom === "function") {
       window.Intercom.apply(window, args);
       state.forwarded.push(args[0]);
+      if (state.forwarded.length > MAX_PENDING) state.forwarded.shift(); // a debugging aid, kept short
     } else if (!intercomGaveUp && pending.length < MAX_PENDING) {
       pending.push(args);
     }

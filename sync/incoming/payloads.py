@@ -9,11 +9,11 @@ the v2 contact, sometimes with ISO timestamps (reference/intercom-api.md §7.5).
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
+
+from sync.mapping import to_unix_seconds  # ISO -> ceil(unix s), ms -> s: one rule for both directions
 
 # Contact/company fields that are timestamps in either shape.
 CONTACT_TIME_FIELDS = (
@@ -67,28 +67,6 @@ def notification_from_payload(payload: Mapping[str, Any], raw_body: bytes | None
         delivery_attempts=attempts if isinstance(attempts, int) and attempts > 0 else 1,
         raw=dict(payload),
     )
-
-
-def to_unix_seconds(value: Any) -> int | None:
-    """Unix seconds from an int, a numeric string or an ISO-8601 string.
-
-    ISO dates round up (`ceil(ms/1000)`), as Hull's connector does, so `…:01.666Z` -> `…:02`.
-    """
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        # Some exports use milliseconds; no contact was updated after the year 2286.
-        return int(value // 1000) if value > 10_000_000_000 else int(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lstrip("-").isdigit():
-            return to_unix_seconds(int(text))
-        try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return math.ceil(parsed.timestamp())
-    return None
 
 
 def is_v1_contact(item: Mapping[str, Any]) -> bool:

@@ -198,16 +198,28 @@ def _rows(value: Any, key: str, report: LegacyImportReport) -> list[Mapping[str,
     return rows
 
 
+def _merge_list(
+    connector: Connector, setting: str, values: list[str], kind: str, target: str, report: LegacyImportReport
+) -> None:
+    """Append each value the connector's list setting does not have yet; report each one."""
+    for value in values:
+        current = list(getattr(connector, setting) or [])
+        if value in current:
+            report.unchanged.append(ImportLine(kind, value, target))
+        else:
+            setattr(connector, setting, [*current, value])
+            report.mapped.append(ImportLine(kind, value, target))
+
+
+def _is_string_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
 def _import_segments(connector: Connector, value: Any, report: LegacyImportReport) -> None:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+    if not _is_string_list(value):
         report.not_mapped.append(ImportLine("segments", "synchronized_segments", reason="expected a list of segment ids"))
         return
-    for segment_id in value:
-        if segment_id in connector.synchronized_user_segments:
-            report.unchanged.append(ImportLine("segments", segment_id, "User Filter"))
-        else:
-            connector.synchronized_user_segments = [*connector.synchronized_user_segments, segment_id]
-            report.mapped.append(ImportLine("segments", segment_id, "User Filter"))
+    _merge_list(connector, "synchronized_user_segments", value, "segments", "User Filter", report)
     if value:
         report.not_mapped.append(
             ImportLine(
@@ -337,30 +349,22 @@ def _upsert_mapping(
 
 
 def _import_event_whitelist(connector: Connector, value: Any, report: LegacyImportReport) -> None:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+    if not _is_string_list(value):
         report.not_mapped.append(ImportLine("events", "outgoing events whitelist", reason="expected a list of event names"))
         return
-    for name in value:
-        if name in connector.outgoing_events:
-            report.unchanged.append(ImportLine("events", name, "Hull Events Whitelist"))
-        else:
-            connector.outgoing_events = [*connector.outgoing_events, name]
-            report.mapped.append(ImportLine("events", name, "Hull Events Whitelist"))
+    _merge_list(connector, "outgoing_events", value, "events", "Hull Events Whitelist", report)
 
 
 def _import_incoming_events(connector: Connector, value: Any, report: LegacyImportReport) -> None:
-    supported = _supported_topics()
-    if not isinstance(value, list):
+    if not _is_string_list(value):
         report.not_mapped.append(ImportLine("topics", "incoming_events", reason="expected a list of topics"))
         return
+    supported = _supported_topics()
+    known = [topic for topic in value if supported is None or topic in supported or topic in connector.incoming_events]
     for topic in value:
-        if topic in connector.incoming_events:
-            report.unchanged.append(ImportLine("topics", str(topic), "Intercom Events Whitelist"))
-        elif supported is not None and topic not in supported:
-            report.not_mapped.append(ImportLine("topics", str(topic), reason="not a topic this connector handles"))
-        else:
-            connector.incoming_events = [*connector.incoming_events, topic]
-            report.mapped.append(ImportLine("topics", str(topic), "Intercom Events Whitelist"))
+        if topic not in known:
+            report.not_mapped.append(ImportLine("topics", topic, reason="not a topic this connector handles"))
+    _merge_list(connector, "incoming_events", known, "topics", "Intercom Events Whitelist", report)
 
 
 def _supported_topics() -> set[str] | None:

@@ -64,6 +64,9 @@ class DatabaseBudget:
     def record(self, workspace_key: str, *, limit: int, remaining: int, reset: float, now: float) -> None:
         rows = RateBudget.objects.filter(workspace_key=workspace_key)
         reset_at = _dt(reset)
+        current = rows.values("remaining", "reset_at").first()
+        if current and current["reset_at"] == reset_at and current["remaining"] <= remaining:
+            return  # nothing to learn: skip the write (SQLite serialises writers)
         # A newer window replaces ours; inside the same window the lower count wins, because our own
         # count already includes calls still in flight and Intercom's includes other apps' calls.
         newer = rows.filter(Q(reset_at__isnull=True) | Q(reset_at__lt=reset_at)).update(

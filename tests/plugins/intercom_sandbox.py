@@ -12,8 +12,10 @@ Fixtures
     workspace ``ws_acme``. Every request the client sends and every answer the sandbox gives is
     validated against Intercom's OpenAPI 2.15 description: a mismatch raises ``ContractViolation``
     in the caller and, even if some code swallowed it, fails the test at teardown.
-    Time is virtual: the sandbox clock and the Intercom client's sleep/clock are the same, so a
-    429 "waits" for the window reset instantly (see ``.slept``).
+    Time is virtual: the sandbox clock is frozen at the test's start and moves only by
+    ``.advance(seconds)`` and by the Intercom client's waits (its sleep/clock are the sandbox's),
+    so a 429 "waits" for the window reset instantly (see ``.slept``). Contacts written in one test
+    share one timestamp unless you advance the clock.
 
     Inspect:  ``.workspace`` (the Workspace row), ``.calls`` (list of ``Call(method, path, body)``,
               path without the base and query; ``.query`` holds the query dict),
@@ -250,6 +252,9 @@ def intercom_sandbox(db: Any, responses_mock: responses.RequestsMock, monkeypatc
         sandbox.slept.append(seconds)
         clock.advance(max(0.0, seconds))
 
+    # Frozen at the test's start so windows, lag and scroll expiry are deterministic; it moves only
+    # by `.advance()` and by the client's waits.
+    clock.freeze()
     monkeypatch.setattr(client_module, "default_sleep", virtual_sleep)
     monkeypatch.setattr(client_module, "default_clock", clock.now)
     try:

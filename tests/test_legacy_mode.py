@@ -154,3 +154,25 @@ def test_a_lead_of_a_hull_user_who_is_also_an_intercom_user_does_not_overwrite_t
 def test_companies_are_refused():
     with pytest.raises(ValueError):
         legacy_contact_update(target="company", group_traits={"id": "c1"}, intercom_id="c1")
+
+
+# --- what the connector knows of the Hull user (IdentityLink) --------------------------------
+
+
+def test_a_lead_sharing_its_email_with_a_known_intercom_user_is_that_user(connector):
+    from sync.incoming.legacy import legacy_known_anonymous_ids
+    from sync.models import IdentityLink
+
+    IdentityLink.objects.create(connector=connector, entity="user", intercom_id="u1", email="Kaylee@Serenity.io")
+    known = legacy_known_anonymous_ids(connector=connector, role="lead", email="kaylee@serenity.io")
+    assert known == ["intercom-user:user-u1"]
+    update = legacy_contact_update(target="lead", group_traits=LEAD_TRAITS, intercom_id="lead-1", existing_anonymous_ids=known)
+    assert update.traits == {}
+
+
+def test_nothing_is_known_for_users_unknown_emails_or_no_email(connector):
+    from sync.incoming.legacy import legacy_known_anonymous_ids
+
+    assert legacy_known_anonymous_ids(connector=connector, role="lead", email="nobody@serenity.io") is None
+    assert legacy_known_anonymous_ids(connector=connector, role="lead", email="") is None
+    assert legacy_known_anonymous_ids(connector=connector, role="user", email="kaylee@serenity.io") is None

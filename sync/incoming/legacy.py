@@ -27,8 +27,10 @@ The script, branch by branch (and how each maps here):
   - user: `is_lead: false`, `anonymous: false`;
   - every key is then prefixed with `intercom/`.
 
-The function is pure: the caller (the incoming transform) adds `traits` to the contact's firehose
-`traits` call and sends one `alias` per entry of `anonymous_ids`.
+`legacy_contact_update` is pure: the caller (the incoming transform) adds `traits` to the contact's
+firehose `traits` call and sends one `alias` per entry of `anonymous_ids`.
+`legacy_known_anonymous_ids` is the one database read: it tells a lead whether its Hull user is
+also a known Intercom user, for `existing_anonymous_ids`.
 """
 
 from __future__ import annotations
@@ -132,3 +134,21 @@ def _legacy_traits(target: str, traits: Mapping[str, Any]) -> dict[str, Any]:
         legacy["is_lead"] = False
         legacy["anonymous"] = False
     return {f"{LEGACY_GROUP}/{key}": value for key, value in legacy.items()}
+
+
+def legacy_known_anonymous_ids(*, connector: Any, role: str, email: str) -> list[str] | None:
+    """What the connector knows of the Hull user's anonymous ids, for `existing_anonymous_ids`.
+
+    The incoming path never reads the Hull profile. But a lead whose email is also an Intercom
+    user's email is the same Hull user (Hull merges on the email claim), and the script would copy
+    that user's traits, not the lead's. IdentityLink knows such users. None means "unknown".
+    """
+    if role != "lead" or not email:
+        return None
+    from sync.models import Entity, IdentityLink
+
+    user_ids = IdentityLink.objects.filter(connector=connector, entity=Entity.USER, email__iexact=email).values_list(
+        "intercom_id", flat=True
+    )
+    known = [f"{USER_ANONYMOUS_PREFIX}user-{intercom_id}" for intercom_id in user_ids]
+    return known or None

@@ -113,6 +113,7 @@ def account_sync(
             intercom_id=intercom_id,
             external_id=str(payload.get("company_id") or ""),
             payload_digest=digest,
+            current=link,
         )
         status, reason, message = SyncLog.Status.SUCCESS, "", ""
     tags = None

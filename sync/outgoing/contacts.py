@@ -335,6 +335,7 @@ def contact_sync(ctx: OutgoingContext, *, message: Any, target: str) -> ContactO
             email=str(contact.get("email") or payload.get("email") or ""),
             external_id=str(contact.get("external_id") or payload.get("external_id") or ""),
             payload_digest=digest,
+            current=resolution.link,
         )
         status, reason, text = SyncLog.Status.SUCCESS, "", ""
 

@@ -82,6 +82,9 @@ class _TagList:
 
 _tag_lists: dict[str, _TagList] = {}
 _tag_lock = threading.Lock()
+# Held while one thread loads a workspace's list or creates a tag, so threads of a notification
+# do not all fetch the same list or create the same tag at once.
+_tag_fetch_lock = threading.Lock()
 
 
 class TagCache:
@@ -91,11 +94,24 @@ class TagCache:
         self.intercom = intercom
         self.key = intercom.workspace_key
 
-    def _list(self) -> _TagList:
+    def _cached(self) -> _TagList | None:
         with _tag_lock:
             cached = _tag_lists.get(self.key)
-            if cached is not None and time.monotonic() - cached.fetched_at < TAG_CACHE_SECONDS:
+        if cached is not None and time.monotonic() - cached.fetched_at < TAG_CACHE_SECONDS:
+            return cached
+        return None
+
+    def _list(self) -> _TagList:
+        cached = self._cached()
+        if cached is not None:
+            return cached
+        with _tag_fetch_lock:
+            cached = self._cached()  # another thread may have loaded it while we waited
+            if cached is not None:
                 return cached
+            return self._load()
+
+    def _load(self) -> _TagList:
         answer = self.intercom.list_tags()
         fresh = _TagList(fetched_at=time.monotonic())
         for tag in answer.get("data") or []:
@@ -126,6 +142,20 @@ class TagCache:
         if cached is not None and str(tag_id) in cached.by_id:
             return cached.by_id[str(tag_id)]
         return None
+
+    def ensure(self, name: str) -> str:
+        """The id of the tag named `name` (trimmed), created when Intercom has none."""
+        tag_id = self.id_for_trimmed(name)
+        if tag_id is not None:
+            return tag_id
+        with _tag_fetch_lock:
+            tag_id = self.id_for_trimmed(name)
+            if tag_id is None:
+                # POST /tags returns the existing tag when the name is taken (case-insensitive).
+                tag = self.intercom.create_tag(name.strip())
+                self.remember(tag)
+                tag_id = str(tag["id"])
+        return tag_id
 
     def remember(self, tag: dict) -> None:
         with _tag_lock:

@@ -41,8 +41,18 @@ def link_save(
     email: str = "",
     external_id: str = "",
     payload_digest: str = "",
+    current: IdentityLink | None = None,
 ) -> IdentityLink | None:
     """Point the Hull entity at the Intercom object (both sides unique), remembering the payload hash."""
+    if current is not None and current.pk and current.intercom_id == intercom_id and current.hull_id == (hull_id or ""):
+        # The steady state: same link, new payload. One UPDATE instead of a transaction.
+        IdentityLink.objects.filter(pk=current.pk).update(
+            last_payload_hash=payload_digest,
+            last_pushed_at=timezone.now(),
+            email=(email or "")[:255],
+            external_id=(external_id or "")[:255],
+        )
+        return current
     fields = {
         "hull_id": hull_id or "",
         "email": (email or "")[:255],

@@ -64,16 +64,6 @@ def _contact_tag_ids(contact: Mapping[str, Any] | None) -> set[str] | None:
     return {str(t.get("id")) for t in items or () if isinstance(t, Mapping)}
 
 
-def _tag_id(ctx: OutgoingContext, name: str) -> str:
-    tag_id = ctx.tags.id_for_trimmed(name)
-    if tag_id is None:
-        # POST /tags returns the existing tag when the name is taken (case-insensitive).
-        tag = ctx.intercom.create_tag(name.strip())
-        ctx.tags.remember(tag)
-        tag_id = str(tag["id"])
-    return tag_id
-
-
 def contact_tags_sync(
     ctx: OutgoingContext, *, contact_id: str, entity: str, message: Any, contact: Mapping[str, Any] | None
 ) -> TagChanges:
@@ -89,7 +79,7 @@ def contact_tags_sync(
     on_contact = _contact_tag_ids(contact)
     for name in add:
         try:
-            tag_id = _tag_id(ctx, name)
+            tag_id = ctx.tags.ensure(name)
             if on_contact is None or tag_id not in on_contact:
                 ctx.intercom.tag_contact(contact_id, tag_id)
             result.added.append(ctx.tags.name_for(tag_id) or name.strip())  # Intercom's spelling

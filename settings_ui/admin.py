@@ -21,6 +21,8 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
+from social_django.models import Association, Nonce, UserSocialAuth
+
 from settings_ui import actions, spec_texts
 from settings_ui.dashboard import dashboard_context, webhook_url
 from settings_ui.forms import (
@@ -77,6 +79,8 @@ class CompanyIdentityInline(IdentityClaimInline):
 
 class FieldMappingInline(SectionInline):
     model = FieldMapping
+    # 29 default incoming rows per contact type: folded until staff open them.
+    classes: tuple[str, ...] = ()
     form = FieldMappingForm
     formset = MappingFormSet
     fields = ("entity", "direction", "hull_attribute", "intercom_attribute", "overwrite")
@@ -95,6 +99,7 @@ class FieldMappingInline(SectionInline):
 
 
 class LeadIncomingInline(FieldMappingInline):
+    classes = ("collapse",)
     entity, direction, section = Entity.LEAD, Direction.INCOMING, "Leads"
     verbose_name_plural = "Lead incoming fields (Intercom lead attribute → Hull user attribute)"
 
@@ -105,6 +110,7 @@ class LeadOutgoingInline(FieldMappingInline):
 
 
 class UserIncomingInline(FieldMappingInline):
+    classes = ("collapse",)
     entity, direction, section = Entity.USER, Direction.INCOMING, "Users"
     verbose_name_plural = "User incoming fields (Intercom user attribute → Hull user attribute)"
 
@@ -115,6 +121,7 @@ class UserOutgoingInline(FieldMappingInline):
 
 
 class CompanyIncomingInline(FieldMappingInline):
+    classes = ("collapse",)
     entity, direction, section = Entity.COMPANY, Direction.INCOMING, "Companies"
     verbose_name_plural = "Company incoming fields (Intercom company attribute → Hull account attribute)"
 
@@ -154,6 +161,12 @@ def _without_secrets(fields: tuple) -> tuple:
         elif field not in SECRET_FIELDS:
             kept.append(field)
     return tuple(kept)
+
+
+# Intercom is connected through social-auth without creating logins, so its tables stay empty: hide them.
+for _model in (Association, Nonce, UserSocialAuth):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
 
 
 @admin.register(Connector)

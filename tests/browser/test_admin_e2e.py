@@ -9,36 +9,21 @@ the test still polls the dashboard as staff would. Screenshots go to test-artifa
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop.
+from tests.browser.chromium import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, requires_chromium
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PASSWORD = "e2e-staff-password"
 CONTACT_EMAILS = [f"person{n}@e2e.example" for n in range(1, 6)]
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"Chromium not found at {CHROMIUM}: apt-get install -y chromium (scripts/setup.sh does it)"),
+    requires_chromium,
 ]
 
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
@@ -59,8 +44,8 @@ def page(live_server) -> Iterator:
             browser.close()
 
 
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"admin-{name}.png"), full_page=True)
+def shot(page, name: str, *, full_page: bool = True) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"admin-{name}.png"), full_page=full_page)
 
 
 def test_staff_connect_intercom_map_a_field_and_fetch_all_users(page, live_server, django_user_model):
@@ -100,6 +85,7 @@ def test_staff_connect_intercom_map_a_field_and_fetch_all_users(page, live_serve
     page.wait_for_url(f"**/admin/sync/connector/{connector.pk}/change/")
     assert page.locator(".intercom-connected").is_visible()
     assert "Connected to the Intercom workspace" in page.content()
+    shot(page, "connector-getting-started", full_page=False)
     connector.refresh_from_db()
     workspace = Workspace.objects.get(id_code=connector.intercom_workspace_id)
     assert connector.intercom_access_token == workspace.token
@@ -110,6 +96,7 @@ def test_staff_connect_intercom_map_a_field_and_fetch_all_users(page, live_serve
     outgoing.locator(".add-row a").click()
     outgoing.locator("input[name$='-hull_attribute']:visible").last.fill("plan")
     outgoing.locator("input[name$='-intercom_attribute']:visible").last.fill("hull_plan")
+    page.locator("#id_incoming_events").screenshot(path=str(ARTIFACTS / "admin-incoming-topics.png"))
     shot(page, "connector-settings")
     page.click("input[name=_continue]")
     page.wait_for_selector(".messagelist .success")

@@ -146,7 +146,7 @@ def parse_hull_datetime(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     text = value.strip()
-    match = _HULL_EVENT_DATE.match(text)
+    match = _HULL_EVENT_DATE.match(text) if text.endswith("UTC") else None
     if match:
         text = f"{match.group(1)}T{match.group(2)}+00:00"
     elif text.endswith("Z"):

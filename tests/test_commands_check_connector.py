@@ -18,10 +18,10 @@ def run(*args: str) -> str:
     return out.getvalue()
 
 
-def test_a_configured_connector_is_ready(connector, intercom_sandbox, settings):
+def test_a_configured_connector_is_ready(connector, intercom_sandbox, hull_sandbox, settings):
     settings.PUBLIC_BASE_URL = "https://connector.example.com"
     output = run("--connector", "acme")
-    assert "[OK  ] hull: Hull credentials present for acme.hullapp.io." in output
+    assert "[OK  ] hull: Hull accepts the connector's credentials for acme.hullapp.io." in output
     assert "[OK  ] intercom: Intercom answers GET /me" in output
     assert "[OK  ] webhook: Webhook URL https://connector.example.com/intercom/acme/webhooks" in output
     assert "[OK  ] rate budget:" in output
@@ -30,7 +30,7 @@ def test_a_configured_connector_is_ready(connector, intercom_sandbox, settings):
     assert ("GET", "/me") in [(call.method, call.path) for call in intercom_sandbox.calls]
 
 
-def test_a_refused_token_fails_with_intercoms_answer(connector, intercom_sandbox):
+def test_a_refused_token_fails_with_intercoms_answer(connector, intercom_sandbox, hull_sandbox):
     connector.intercom_access_token = "not-a-token"
     connector.save()
     with pytest.raises(CommandError, match=r"acme is not ready: Intercom refused GET /me \(HTTP 401\)"):
@@ -46,7 +46,18 @@ def test_missing_credentials_fail_with_what_is_missing(db):
     assert "Intercom is not connected" in message
 
 
-def test_warnings_do_not_fail_the_check(connector, intercom_sandbox, settings):
+def test_a_wrong_hull_secret_fails_with_hulls_answer(connector, intercom_sandbox, hull_sandbox):
+    # The sandbox trusts the Connector row, so the wrong secret is given to the client directly.
+    from sync.hull.client import HullClient
+
+    wrong = HullClient(connector.hull_id, "not-the-secret", connector.hull_organization)
+    result = connector_check(connector=connector, hull_client=wrong)
+    assert not result.ok
+    [failure] = result.failures
+    assert failure.message.startswith("Hull refused the connector's credentials for acme.hullapp.io (HTTP 401)")
+
+
+def test_warnings_do_not_fail_the_check(connector, intercom_sandbox, hull_sandbox, settings):
     settings.PUBLIC_BASE_URL = "http://connector.example.com"
     connector.is_active = False
     connector.save()

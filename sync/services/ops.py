@@ -133,8 +133,9 @@ def connector_webhook_url(connector: Connector) -> str:
     return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("intercom-webhooks", kwargs={"slug": connector.slug})
 
 
-def connector_check(*, connector: Connector, intercom_client: Any = None) -> ConnectorCheck:
-    """Check Hull credentials, Intercom access (`GET /me`), the webhook URL, the rate budget and the queue."""
+def connector_check(*, connector: Connector, intercom_client: Any = None, hull_client: Any = None) -> ConnectorCheck:
+    """Check Hull credentials (`GET /api/v1/app`), Intercom access (`GET /me`), the webhook URL, the rate
+    budget and the queue."""
     result = ConnectorCheck(connector=connector)
     if not connector.is_active:
         result.add("active", WARN, "The connector is paused: it stores what it receives but syncs nothing.")
@@ -151,13 +152,25 @@ def connector_check(*, connector: Connector, intercom_client: Any = None) -> Con
     if missing:
         result.add("hull", FAIL, "Hull credentials missing: " + ", ".join(missing) + ".")
     else:
-        result.add("hull", OK, f"Hull credentials present for {connector.hull_organization}.")
+        _check_hull(result, connector, hull_client)
 
     _check_intercom(result, connector, intercom_client)
     _check_webhook_url(result, connector)
     _check_budget(result, connector)
     _check_queue(result, connector)
     return result
+
+
+def _check_hull(result: ConnectorCheck, connector: Connector, client: Any) -> None:
+    from sync.hull.client import HullApiError, HullClient
+
+    try:
+        (client or HullClient.for_connector(connector)).get_app()
+    except HullApiError as error:
+        status = f" (HTTP {error.status})" if getattr(error, "status", None) else ""
+        result.add("hull", FAIL, f"Hull refused the connector's credentials for {connector.hull_organization}{status}: {error}")
+        return
+    result.add("hull", OK, f"Hull accepts the connector's credentials for {connector.hull_organization}.")
 
 
 def _check_intercom(result: ConnectorCheck, connector: Connector, client: Any) -> None:

@@ -1,6 +1,6 @@
 """`manage.py check_connector --connector <slug>`.
 
-Is this connector able to work? Hull credentials, Intercom access (`GET /me` through the Intercom
+Is this connector able to work? Hull credentials (`GET /api/v1/app`), Intercom access (`GET /me` through the Intercom
 client), the webhook URL, the Intercom rate budget and the queue (sync/services/ops.py). Prints one
 line per check and exits non-zero when any check fails, with the failures as the error message.
 """

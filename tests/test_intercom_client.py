@@ -228,3 +228,51 @@ def test_one_log_line_per_call_without_token_or_personal_data(intercom_sandbox, 
     dumped = " ".join(str(vars(r)) for r in records)
     assert INTERCOM_TOKEN not in dumped
     assert "private@example.com" not in dumped and "secret-company" not in dumped
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A throw-away redis-server on a free port (skipped where Redis is not installed)."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    binary = shutil.which("redis-server")
+    if not binary:
+        pytest.skip("redis-server not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(50):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=5)
+
+
+def test_the_redis_budget_follows_the_same_rules(redis_url):
+    from sync.intercom.budget import RedisBudget
+
+    budget = RedisBudget(redis_url)
+    assert budget.acquire("ws_r", now=990.0).wait == 0  # unknown window: go
+    budget.record("ws_r", limit=2, remaining=2, reset=1000.0, now=990.0)
+    budget.record("ws_r", limit=2, remaining=5, reset=1000.0, now=990.0)  # stale, higher: ignored
+    assert budget.acquire("ws_r", now=991.0).wait == 0
+    assert budget.acquire("ws_r", now=991.0).wait == 0
+    assert budget.acquire("ws_r", now=991.0).wait == pytest.approx(9.0)
+    assert budget.remaining("ws_r", now=991.0) == 0
+    budget.exhausted("ws_r", reset=1020.0, now=1001.0)
+    assert budget.acquire("ws_r", now=1001.0).wait == pytest.approx(19.0)
+    assert budget.acquire("ws_r", now=1021.0).wait == 0

@@ -118,7 +118,10 @@ def parse_hull_datetime(value: Any) -> datetime | None:
         return None
     if isinstance(value, (int, float)):
         seconds = value / 1000 if value > 10_000_000_000 else value
-        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        try:
+            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):  # beyond what a date can be: not a date
+            return None
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip()
@@ -140,7 +143,10 @@ def to_unix_seconds(value: Any) -> int | None:
     parsed = parse_hull_datetime(value)
     if parsed is None:
         return None
-    return math.ceil(parsed.timestamp())
+    try:
+        return math.ceil(parsed.timestamp())
+    except (OverflowError, OSError, ValueError):  # e.g. 0001-01-01T00:00:00+01:00 is in year 0 UTC
+        return None
 
 
 def is_date_attribute(name: str) -> bool:

@@ -25,6 +25,12 @@ from rest_framework.request import Request
 from sync.hull.client import HullApiError, fetch_public_key
 from sync.models import Connector
 
+
+def _refuse_non_finite(constant: str) -> None:
+    # Python's json accepts NaN/Infinity, which no JSON column (SQLite JSON_VALID, PostgreSQL jsonb) stores.
+    raise ValueError(f"{constant} is not valid JSON")
+
+
 logger = logging.getLogger("webhooks.hull")
 
 # Hull notifications can carry thousands of messages; beyond this we answer 413.
@@ -82,8 +88,8 @@ def parse_json_body(request: Request, limit: int) -> Any:
     if cached is not None:
         return cached
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        payload = json.loads(body, parse_constant=_refuse_non_finite)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise exceptions.ParseError("Malformed JSON body.") from exc
     request._request._hull_json = payload
     return payload
@@ -161,3 +167,30 @@ class HullQueryAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Hull realm="connector"'
+
+
+# --- OpenAPI (drf-spectacular): how Hull authenticates, for the schema at /api/schema/ ----------
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension  # noqa: E402
+
+
+class HullNotificationAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "webhooks.authentication.HullNotificationAuthentication"
+    name = "hullNotification"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "x-hull-smart-notifier-signature",
+            "description": "RS256 JWT (jti = notification_id) with its public-key URL header; "
+            "otherwise the connector id and secret in the body's `configuration`.",
+        }
+
+
+class HullQueryAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "webhooks.authentication.HullQueryAuthentication"
+    name = "hullQueryCredentials"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {"type": "apiKey", "in": "query", "name": "secret", "description": "With `ship` (the connector id)."}

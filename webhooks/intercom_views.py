@@ -21,6 +21,11 @@ from webhooks.intercom_auth import IntercomSignatureAuthentication
 from webhooks.throttles import PublicEndpointThrottle
 
 
+def _refuse_non_finite(constant: str) -> None:
+    # Python's json accepts NaN/Infinity, which no JSON column (SQLite JSON_VALID, PostgreSQL jsonb) stores.
+    raise ValueError(f"{constant} is not valid JSON")
+
+
 class HasVerifiedSignature(BasePermission):
     def has_permission(self, request: Request, view: APIView) -> bool:
         return request.method == "HEAD" or request.auth is not None
@@ -42,8 +47,8 @@ class IntercomWebhookView(APIView):
     def post(self, request: Request, slug: str) -> Response:
         connector = request.auth
         try:
-            payload = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError) as exc:
+            payload = json.loads(request.body, parse_constant=_refuse_non_finite)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
             raise exceptions.ParseError("Malformed JSON body.") from exc
         if not isinstance(payload, dict):
             raise exceptions.ParseError("The body must be a JSON object.")

@@ -151,14 +151,26 @@ def outgoing_messages_sync(
     notification: HullNotification | None = None,
     context: OutgoingContext | None = None,
 ) -> None:
-    """Sync messages (already deduped) to Intercom, each ending in its SyncLog rows.
+    """Sync messages to Intercom, each ending in its SyncLog rows (linked to `notification`).
 
-    Also the entry point of export batches (`is_export=True` messages: filters bypassed,
-    "Send batch as" decides). Raises OutgoingHalted when Intercom stops us; the messages done
-    so far are recorded on the notification.
+    The entry point of export batches too (`is_export=True` messages: filters bypassed, "Send
+    batch as" decides). Exports hand over one chunk at a time, so nothing is recorded in
+    `processed_messages` here (chunk indexes would collide); a replayed chunk is made cheap by
+    the idempotent push instead. Raises OutgoingHalted when Intercom stops us.
     """
+    _messages_sync(connector=connector, messages=messages, notification=notification, context=context, resumable=False)
+
+
+def _messages_sync(
+    *,
+    connector: Connector,
+    messages: Sequence[Any],
+    notification: HullNotification | None,
+    context: OutgoingContext | None = None,
+    resumable: bool,
+) -> None:
     ctx = context or build_context(connector, notification)
-    progress = _Progress(notification)
+    progress = _Progress(notification if resumable else None)
     pending = [(i, m) for i, m in enumerate(messages) if i not in progress.done]
     halt: BaseException | None = None
     try:
@@ -308,7 +320,7 @@ def notification_process(*, notification: HullNotification) -> None:
         if notification.message_count != len(messages):
             notification.message_count = len(messages)
             notification.save(update_fields=["message_count"])
-        outgoing_messages_sync(connector=connector, messages=messages, notification=notification)
+        _messages_sync(connector=connector, messages=messages, notification=notification, resumable=True)
     except OutgoingHalted as halt:
         if halt.retryable:
             _finish(notification, DeliveryStatus.PENDING, str(halt))

@@ -136,12 +136,26 @@ def event_whitelisted(connector: Connector, name: str) -> bool:
 _INDEX_SUFFIX = re.compile(r"\[\d+\]$")
 
 
+OWN_ANONYMOUS_PREFIXES = ("intercom-user:", "intercom-lead:", "intercom:")
+
+
+def _own_alias(key: str, diff: Any) -> bool:
+    """An anonymous id we added ourselves (the write-back's claims) is our own change too."""
+    if _INDEX_SUFFIX.sub("", key) != "anonymous_ids" or not isinstance(diff, (list, tuple)) or len(diff) != 2:
+        return False
+    return isinstance(diff[1], str) and diff[1].startswith(OWN_ANONYMOUS_PREFIXES)
+
+
 def changed_keys(changes: Mapping[str, Any] | None, *, account_prefix: bool) -> set[str]:
-    """Attribute names that changed: `changes.user` keys, or `account.<key>` for account changes."""
+    """Attribute names that changed: `changes.user` keys, or `account.<key>` for account changes.
+
+    Our own anonymous ids appearing on the profile are left out: they come from our write-back.
+    """
     changes = changes or {}
     keys: set[str] = set()
-    for key in (changes.get("user") or {}) if not account_prefix else ():
-        keys.add(_INDEX_SUFFIX.sub("", key))
+    for key, diff in (changes.get("user") or {}).items() if not account_prefix else ():
+        if not _own_alias(key, diff):
+            keys.add(_INDEX_SUFFIX.sub("", key))
     for key in changes.get("account") or {}:
         keys.add(("account." if account_prefix else "") + _INDEX_SUFFIX.sub("", key))
     return keys

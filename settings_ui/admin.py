@@ -198,7 +198,10 @@ class ConnectorAdmin(admin.ModelAdmin):
         ("Companies", {"description": spec_texts.COMPANIES, "fields": ("synchronized_account_segments", "tag_companies")}),
         (
             "Events",
-            {"description": spec_texts.EVENTS, "fields": ("send_events", "outgoing_events", "receive_events", "incoming_events")},
+            {
+                "description": spec_texts.EVENTS,
+                "fields": ("send_events", "outgoing_events", "receive_events", "incoming_events", "incoming_event_patterns"),
+            },
         ),
         (
             "Fetching",

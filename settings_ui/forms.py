@@ -78,12 +78,20 @@ def segment_choices(connector: Connector | None, kind: str, selected: list[str])
     return choices
 
 
-def topic_choices(selected: list[str]) -> list[tuple[str, str]]:
+def extra_supported_topics() -> list[str]:
+    """Topics the connector handles beyond the spec's table (not mere 2.x names of a listed one)."""
+    try:
+        from sync.incoming.topics import SUPPORTED_TOPICS, TOPIC_ALIASES
+    except ImportError:
+        return []
+    return [t for t in SUPPORTED_TOPICS if t not in spec_texts.INCOMING_TOPICS and t not in TOPIC_ALIASES]
+
+
+def topic_choices() -> list[tuple[str, str]]:
     choices = [
         (topic, f"{topic}: {info.description} → {info.action}") for topic, info in spec_texts.INCOMING_TOPICS.items()
     ]
-    # Patterns such as conversation.* (STYLE.md convention 13) saved earlier stay selectable.
-    choices += [(value, f"{value} (pattern)") for value in selected or [] if value not in spec_texts.INCOMING_TOPICS]
+    choices += [(topic, f"{topic}: also handled by this connector (not in the spec's table)") for topic in extra_supported_topics()]
     return choices
 
 
@@ -101,6 +109,13 @@ class ConnectorForm(forms.ModelForm):
     )
     incoming_events = forms.MultipleChoiceField(
         label="Intercom events whitelist", required=False, widget=forms.CheckboxSelectMultiple
+    )
+    # Not a model field: merged into incoming_events, so wildcards need no checkbox of their own.
+    incoming_event_patterns = LinesField(
+        label="Other topics or patterns",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="One per line; wildcards work (conversation.*). Intercom's 2.x names of the topics above are accepted automatically.",
     )
     outgoing_events = LinesField(label="Hull events whitelist", required=False)
 
@@ -127,7 +142,9 @@ class ConnectorForm(forms.ModelForm):
             ("synchronized_account_segments", HullSegment.Kind.ACCOUNT),
         ):
             self.fields[name].choices = segment_choices(connector, kind, getattr(self.instance, name))
-        self.fields["incoming_events"].choices = topic_choices(self.instance.incoming_events)
+        self.fields["incoming_events"].choices = topic_choices()
+        offered = {value for value, _ in self.fields["incoming_events"].choices}
+        self.initial["incoming_event_patterns"] = [t for t in self.instance.incoming_events or [] if t not in offered]
         for name, text in spec_texts.HELP.items():
             if name in self.fields:
                 self.fields[name].help_text = text
@@ -146,6 +163,10 @@ class ConnectorForm(forms.ModelForm):
         new_token = cleaned.get("intercom_access_token")
         if new_token and (stored is None or new_token != stored.intercom_access_token):
             self._identify_workspace(new_token, cleaned)
+        if "incoming_events" in cleaned:
+            cleaned["incoming_events"] = list(
+                dict.fromkeys([*cleaned["incoming_events"], *cleaned.get("incoming_event_patterns", [])])
+            )
         for name in ("synchronized_lead_segments", "synchronized_user_segments", "synchronized_account_segments"):
             values = cleaned.get(name) or []
             if ALL_SEGMENTS in values and len(values) > 1:

@@ -260,3 +260,21 @@ def test_the_picker_shows_custom_attributes_of_the_sandbox_workspace(staff_clien
     html = change_page(staff_client, connector)
     outgoing = html[html.index('id="intercom-contact-outgoing-fields"'):]
     assert 'value="favourite_colour"' in outgoing[: outgoing.index("</datalist>")]
+
+
+def test_every_topic_of_the_spec_table_is_one_the_connector_handles():
+    from sync.incoming.topics import SUPPORTED_TOPICS
+
+    assert set(spec_texts.INCOMING_TOPICS) <= set(SUPPORTED_TOPICS)
+
+
+def test_patterns_and_unlisted_topics_are_kept_in_the_whitelist(staff_client, connector, offline_intercom):
+    data = form_data(staff_client, connector)
+    data["incoming_events"] = ["user.created", "company.updated"]
+    data["incoming_event_patterns"] = "conversation.*\ncontact.user.updated\n"
+    assert save(staff_client, connector, data).status_code == 302
+    connector.refresh_from_db()
+    assert connector.incoming_events == ["user.created", "company.updated", "conversation.*", "contact.user.updated"]
+    html = change_page(staff_client, connector)
+    patterns = html[html.index('name="incoming_event_patterns"'):]
+    assert "conversation.*" in patterns[: patterns.index("</textarea>")]

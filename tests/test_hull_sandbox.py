@@ -169,3 +169,24 @@ def test_management_command_sends_a_demo_notification(connector, no_processing, 
     assert message["user"]["email"] == "demo@acme.com"
     assert message["user"]["traits_plan"] == "pro"
     assert [e["event"] for e in message["events"]] == ["Signed Up"]
+
+
+def test_signed_notifications_are_verified_with_the_fetched_public_key(connector, hull_sandbox, no_processing, django_capture_on_commit_callbacks):
+    from sync.hull import client as hull_client
+
+    hull_client._public_keys.clear()
+    hull_sandbox.add_user({"email": "signed@acme.com"}, {"plan": "pro"})
+    with django_capture_on_commit_callbacks(execute=True):
+        result = hull_sandbox.notify_users(connector, signed=True)
+    assert [d.status for d in result.deliveries] == [200], result.deliveries[0].answer
+    stored = HullNotification.objects.get()
+    assert "secret" not in stored.payload["configuration"]
+    assert [c.path for c in hull_sandbox.calls("rest")] == ["/api/v1/_keys/sandbox"]
+
+
+def test_signed_notification_with_a_key_url_outside_the_allow_list_is_refused(connector, hull_sandbox, no_processing):
+    hull_sandbox.add_user({"email": "signed@acme.com"})
+    result = hull_sandbox.notify_users(connector, signed=True, key_url="https://keys.attacker.example/k", max_retries=0)
+    assert [d.status for d in result.deliveries] == [401]
+    assert HullNotification.objects.count() == 0
+    assert hull_sandbox.calls("rest") == []

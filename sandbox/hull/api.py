@@ -195,6 +195,11 @@ def rest(method: str, path: str, query: Mapping[str, str], headers: Mapping[str,
         export = SandboxExportFile.objects.filter(token=parts[1]).first()
         _record("export-file", method, path, "", None, 200 if export else 404, None)
         return (200, export.content) if export else (404, {"error": "not found"})
+    if parts[:1] == ["_keys"] and len(parts) == 2 and method == "POST":
+        from sandbox.hull.signing import public_key_pem
+
+        _record("rest", method, path, "", None, 200, None)
+        return 200, public_key_pem()
     auth = _authorized(headers)
     if auth is None:
         _record("rest", method, path, _header(headers, "Hull-App-Id"), body, 401, None)
@@ -228,12 +233,12 @@ def handle_request(
 ) -> tuple[int, dict[str, str], Any]:
     """Route one request; `path` is relative to the stand-in's root (or the firehose host)."""
     parsed: Any = None
-    if body:
+    clean = "/" + path.strip("/")
+    if body and not clean.startswith("/api/v1/_keys/"):  # the key URL receives the bare signature
         try:
             parsed = json.loads(body)
         except ValueError:
             return 400, {}, {"error": "invalid JSON"}
-    clean = "/" + path.strip("/")
     if method == "POST" and clean in ("/", "/firehose", "/api/v1/firehose"):
         status, payload = ingest_firehose(method, clean, headers, parsed)
     elif clean.startswith("/api/v1/"):

@@ -185,8 +185,14 @@ def deliver(
     sleep: Callable[[float], None] = time.sleep,
     max_wait: float = 2.0,
     on_delivered: Callable[[Sequence[Any]], None] | None = None,
+    signed: bool = False,
+    key_url: str | None = None,
 ) -> NotifyResult:
-    """Send `messages` in notifications, pacing by the connector's flow control."""
+    """Send `messages` in notifications, pacing by the connector's flow control.
+
+    `signed=True` sends the RS256 signature headers (§2.2) and leaves the secret out of
+    `configuration`, so only the signature can authenticate the notification.
+    """
     send = transport or django_client_transport()
     path = f"/hull/{connector.slug}/smart-notifier"
     result = NotifyResult()
@@ -197,7 +203,17 @@ def deliver(
         retries = 0
         while True:
             body = notification_body(connector, channel, chunk, notification_id=notification_id, is_export=is_export, retries=retries)
-            status, answer = send(path, json.dumps(body).encode(), {"x-hull-smart-notifier": "sandbox"})
+            headers = {"x-hull-smart-notifier": "sandbox"}
+            if signed:
+                from sandbox.hull.signing import sign_notification
+
+                body["configuration"].pop("secret", None)
+                headers.update({
+                    "x-hull-smart-notifier-signature": sign_notification(notification_id),
+                    "x-hull-smart-notifier-signature-version": "v1",
+                    "x-hull-smart-notifier-signature-public-key-url": key_url or f"https://{connector.hull_organization}/api/v1/_keys/sandbox",
+                })
+            status, answer = send(path, json.dumps(body).encode(), headers)
             SandboxCall.objects.create(
                 kind="notify", method="POST", path=path, connector_id=connector.hull_id,
                 body={"notification_id": notification_id, "channel": channel, "messages": len(chunk), "retries": retries},

@@ -16,6 +16,6 @@ def hull_api(request: HttpRequest, path: str = "") -> HttpResponse:
         request.method or "GET", "/" + path, request.GET.dict(), dict(request.headers), request.body or None
     )
     if isinstance(payload, str):
-        content_type = "application/x-ndjson" if "/_exports/" in path else "text/plain"
+        content_type = "application/x-ndjson" if "/_exports/" in path else "text/plain"  # also the PEM of /_keys/
         return HttpResponse(payload, status=status, content_type=content_type)
     return HttpResponse(json.dumps(payload), status=status, content_type="application/json")

@@ -23,10 +23,10 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from sync.defaults import ACCOUNT_GROUP, LEAD_GROUP, USER_GROUP
+from sync.hull.messages import parse_hull_datetime  # one reading of Hull's date formats
 from sync.models import Connector, Direction, Entity, FieldMapping, IdentityClaim
 
 # Top-level writable fields of Intercom's create/update contact request (API 2.15); any other
@@ -110,30 +110,6 @@ def forget_configuration(connector: Connector) -> None:
 
 
 # --- value coercion ------------------------------------------------------------------------------
-
-
-def parse_hull_datetime(value: Any) -> datetime | None:
-    """A Hull date (ISO-8601, `YYYY-MM-DD HH:MM:SS UTC` in events, or unix s/ms) as an aware datetime."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        seconds = value / 1000 if value > 10_000_000_000 else value
-        try:
-            return datetime.fromtimestamp(seconds, tz=timezone.utc)
-        except (OverflowError, OSError, ValueError):  # beyond what a date can be: not a date
-            return None
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if text.endswith(" UTC"):
-        text = text[:-4].replace(" ", "T") + "+00:00"
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def to_unix_seconds(value: Any) -> int | None:

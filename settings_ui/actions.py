@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
-from sync.models import Connector, SyncCursor
+from sync.models import Connector, HullSegment, SyncCursor
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +44,15 @@ def confirm_then_run(
     title: str,
     explanation: str,
     run: Callable[[Connector], str],
+    segment_options: list[tuple[str, str]] | None = None,
 ) -> TemplateResponse | None:
-    """Show a confirmation page; on "Yes, I'm sure" run `run` on each connector and report each outcome."""
-    if request.POST.get("post") != "yes":
+    """Show a confirmation page; on "Yes, I'm sure" run `run` on each connector and report each outcome.
+
+    With `segment_options` the page also asks for a Hull segment (picked or typed), posted as `segment`.
+    """
+    if request.POST.get("post") != "yes" or (segment_options is not None and not request.POST.get("segment", "").strip()):
         context = {
+            "segment_options": segment_options,
             **modeladmin.admin_site.each_context(request),
             "title": title,
             "explanation": explanation,
@@ -178,6 +183,44 @@ def replay_failures(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset
     )
 
 
+def _push_segment(segment_id: str) -> Callable[[Connector], str]:
+    def run(connector: Connector) -> str:
+        from sync.services.ops import SegmentPushRefused, segment_push
+
+        try:
+            push = segment_push(connector=connector, segment_id=segment_id)
+        except SegmentPushRefused as refusal:
+            raise ActionRefused(str(refusal)) from refusal
+        return (
+            f"export of segment {push.segment_name} requested from Hull; its users go to Intercom as "
+            f"{connector.get_send_batch_as_display()} when Hull delivers it."
+        )
+
+    return run
+
+
+@admin.action(description="Push a Hull segment to Intercom (export)", permissions=["change"])
+def push_segment(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Connector]) -> TemplateResponse | None:
+    connectors = list(queryset[:2])
+    if len(connectors) != 1:
+        # Segment ids belong to one Hull organization: one connector at a time.
+        modeladmin.message_user(request, "Push a segment for one connector at a time.", messages.WARNING)
+        return None
+    segments = HullSegment.objects.filter(connector=connectors[0], kind=HullSegment.Kind.USER, deleted=False).order_by("name")
+    return confirm_then_run(
+        modeladmin,
+        request,
+        queryset,
+        title="Push a Hull segment to Intercom",
+        explanation=(
+            "Hull exports every user of the segment to this connector, which sends them to Intercom whatever the "
+            "User and Lead filters say, as users or leads according to “Send batch as”."
+        ),
+        run=_push_segment(request.POST.get("segment", "").strip()),
+        segment_options=[(segment.hull_id, segment.name) for segment in segments],
+    )
+
+
 CONNECTOR_ACTIONS = [
     fetch_all_users,
     fetch_all_leads,
@@ -185,4 +228,5 @@ CONNECTOR_ACTIONS = [
     cancel_fetch_all,
     sync_data_attributes,
     replay_failures,
+    push_segment,
 ]

@@ -108,3 +108,34 @@ def test_replay_failures_requeues_failed_deliveries_and_notifications(staff_clie
     assert (failed.status, failed.error) == (DeliveryStatus.PENDING, "")
     assert done.status == DeliveryStatus.DONE
     assert (note.status, note.processed_messages) == (DeliveryStatus.PENDING, [])
+
+
+def test_push_segment_asks_which_segment_offering_those_hull_sent(staff_client, connector):
+    from sync.models import HullSegment
+
+    HullSegment.objects.create(connector=connector, kind="user", hull_id="seg-vip", name="VIP users")
+    url = reverse("admin:sync_connector_run_action", args=[connector.pk, "push_segment"])
+    html = staff_client.get(url).content.decode()
+    assert 'name="segment"' in html and '<option value="seg-vip">VIP users</option>' in html
+    # Confirming without a segment shows the page again rather than pushing nothing.
+    assert staff_client.post(url, {"post": "yes", "segment": ""}).status_code == 200
+
+
+def test_push_segment_requests_the_export_from_hull(staff_client, connector, monkeypatch):
+    from sync.services import ops
+
+    calls = []
+    monkeypatch.setattr(ops, "segment_push", lambda **kw: calls.append(kw) or ops.SegmentPush("seg-vip", "VIP users", "https://x/batch"))
+    url = reverse("admin:sync_connector_run_action", args=[connector.pk, "push_segment"])
+    response = staff_client.post(url, {"post": "yes", "segment": "seg-vip"})
+    assert response.status_code == 302
+    assert calls == [{"connector": connector, "segment_id": "seg-vip"}]
+    assert any("export of segment VIP users requested from Hull" in m for m in messages_of(response))
+
+
+def test_push_segment_refusal_is_a_warning(staff_client, connector):
+    connector.is_active = False
+    connector.save()
+    url = reverse("admin:sync_connector_run_action", args=[connector.pk, "push_segment"])
+    response = staff_client.post(url, {"post": "yes", "segment": "seg-vip"})
+    assert "Acme: The connector is paused: an export would be stored but not synced." in messages_of(response)

@@ -186,7 +186,7 @@ def test_status_warns_on_recent_errors(client, connector):
 
 
 def test_status_warns_on_a_deep_queue(client, connector, monkeypatch):
-    monkeypatch.setattr("webhooks.hull_views.MAX_PENDING_NOTIFICATIONS", 1)
+    monkeypatch.setattr("sync.hull.status.MAX_PENDING_NOTIFICATIONS", 1)
     connector.synchronized_user_segments = ["s1"]
     connector.save()
     for index in range(2):
@@ -198,3 +198,23 @@ def test_status_warns_on_a_deep_queue(client, connector, monkeypatch):
 
 def test_status_without_credentials_is_401(client, connector):
     assert client.get("/hull/acme/status").status_code == 401
+
+
+def test_status_is_reported_to_hull(connector, hull_sandbox):
+    from sync.hull.status import hull_status_report
+
+    connector.synchronized_user_segments = ["s1"]
+    connector.save()
+    result = hull_status_report(connector=connector)
+    assert result.status == "ok"
+    assert hull_sandbox.status(connector) == {"status": "ok", "messages": []}
+
+
+def test_status_report_survives_hull_being_down(connector, responses_mock, monkeypatch):
+    from sync.hull import client as client_module
+    from sync.hull.status import hull_status_report
+
+    monkeypatch.setattr(client_module, "RETRY_BACKOFF", 0.0)
+    responses_mock.add("PUT", f"https://acme.hullapp.io/api/v1/{CONNECTOR_ID}/status", status=503)
+    assert hull_status_report(connector=connector).status in ("ok", "warning")
+    assert len(responses_mock.calls) == 3

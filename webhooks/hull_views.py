@@ -15,16 +15,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from sync.hull.exports import hull_export_receive
-from sync.hull.flow_control import ERROR_RETRY_IN_MS, MAX_PENDING_NOTIFICATIONS, pending_depth, retry_in
+from sync.hull.flow_control import ERROR_RETRY_IN_MS, retry_in
 from sync.hull.messages import NotificationError
 from sync.hull.notifications import hull_notification_receive
-from sync.services.status import WARNING, connector_status
+from sync.hull.status import hull_status
 from webhooks.authentication import (
     MAX_NOTIFICATION_BYTES,
     HullNotificationAuthentication,
     HullQueryAuthentication,
     parse_json_body,
 )
+from webhooks.throttles import PublicEndpointThrottle
 
 
 class IsHullConnector(BasePermission):
@@ -35,6 +36,7 @@ class IsHullConnector(BasePermission):
 class HullSmartNotifierView(APIView):
     authentication_classes = [HullNotificationAuthentication]
     permission_classes = [IsHullConnector]
+    throttle_classes = [PublicEndpointThrottle]
 
     @extend_schema(
         request={"application/json": {"type": "object"}},
@@ -78,6 +80,7 @@ class HullBatchView(APIView):
 
     authentication_classes = [HullQueryAuthentication]
     permission_classes = [IsHullConnector]
+    throttle_classes = [PublicEndpointThrottle]
     default_object_type = "user_report"
 
     @extend_schema(request={"application/json": {"type": "object"}}, responses={200: None, 400: None, 401: None, 404: None})
@@ -104,14 +107,10 @@ class HullStatusView(APIView):
 
     authentication_classes = [HullQueryAuthentication]
     permission_classes = [IsHullConnector]
+    throttle_classes = [PublicEndpointThrottle]
 
     def _status(self, request: Request) -> Response:
-        connector = request.auth
-        result = connector_status(connector=connector)
-        depth = pending_depth(connector)
-        if depth > MAX_PENDING_NOTIFICATIONS and result.status != "setupRequired":
-            result.add(WARNING, f"{depth} notifications are queued: Hull is being asked to slow down.")
-        return Response(result.as_dict())
+        return Response(hull_status(connector=request.auth).as_dict())
 
     @extend_schema(responses={200: None, 401: None, 404: None})
     def get(self, request: Request, slug: str) -> Response:

@@ -183,3 +183,23 @@ def test_every_public_drf_endpoint_is_throttled():
         pytest.skip("the Hull endpoints have not landed yet")
     for route, view in public.items():
         assert PublicEndpointThrottle in view.throttle_classes, route
+
+
+def test_hull_notifications_answer_429_with_a_retry_flow_control_past_the_rate(client, connector, tight_rate):
+    from tests.conftest import HULL_SECRET
+
+    def notify(n: int):
+        body = {
+            "notification_id": f"rate-{n}",
+            "channel": "ship:update",
+            "configuration": {"id": connector.hull_id, "secret": HULL_SECRET, "organization": "acme.hullapp.io"},
+            "messages": [],
+        }
+        return client.post("/hull/acme/smart-notifier", data=json.dumps(body), content_type="application/json", REMOTE_ADDR="10.0.0.9")
+
+    codes = [notify(n).status_code for n in range(4)]
+    assert codes == [200, 200, 200, 429]
+    answer = notify(9)
+    assert answer.status_code == 429
+    assert answer.json()["flow_control"]["type"] == "retry"  # Hull slows down and retries
+    assert HullNotification.objects.count() == 3

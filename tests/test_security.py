@@ -245,15 +245,9 @@ def _assert_no_secret_in(lines: list[str]) -> None:
 
 
 def test_secrets_never_reach_the_logs(
-    request, client, connector, intercom_sandbox, responses_mock, captured_json_logs, django_capture_on_commit_callbacks
+    client, connector, intercom_sandbox, hull_sandbox, captured_json_logs, django_capture_on_commit_callbacks
 ):
-    try:
-        request.getfixturevalue("hull_sandbox")
-    except pytest.FixtureLookupError:  # until the Hull sandbox lands: a firehose that accepts everything
-        import re
-
-        responses_mock.add("POST", re.compile(r"https://firehose\.[^/]+/.*"), json={}, status=200)
-    # Intercom client calls, including failures (401 with a bad token, 404).
+    # Intercom client calls, including failures (404, and 401 with a bad token).
     intercom = intercom_sandbox.client()
     intercom.me()
     with pytest.raises(Exception):
@@ -262,20 +256,38 @@ def test_secrets_never_reach_the_logs(
 
     with pytest.raises(Exception):
         IntercomClient("bad-" + INTERCOM_TOKEN, workspace_key="ws_acme", max_retries=0).me()
-    # Webhooks: rejected ones (bad signature) and a stored-and-processed one.
+    # Webhooks: rejected ones (bad signature, none) and a stored-and-processed one.
     body = webhook_body(7)
     post_webhook(client, body, intercom_signature("wrong", body))
     post_webhook(client, body, None)
     with django_capture_on_commit_callbacks(execute=True):
-        response = post_webhook(client, body, intercom_signature(CLIENT_SECRET, body))
-    assert response.status_code == 200
-    # Hull notification and firehose, once they exist.
-    if _hull_routes():
-        for path in _hull_paths("acme"):
-            client.post(f"/{path}", data=json.dumps(HULL_BODY), content_type="application/json")
+        assert post_webhook(client, body, intercom_signature(CLIENT_SECRET, body)).status_code == 200
+    # A Hull notification through the real endpoint, processed: Intercom calls + firehose write-back.
+    hull_sandbox.add_user({"email": "leak@acme.com", "external_id": "u-leak"}, {"plan": "pro"})
+    with django_capture_on_commit_callbacks(execute=True):
+        result = hull_sandbox.notify_users(connector)
+    assert result.delivered_messages >= 1
+    # Hull credentials that fail: wrong secret in the body, wrong query secret.
+    for path in _hull_paths("acme"):
+        client.post(f"/{path}?ship={connector.hull_id}&secret=wrong", data=json.dumps(HULL_BODY), content_type="application/json")
     lines = [line for line in captured_json_logs.getvalue().splitlines() if line.strip()]
     assert any('"intercom.request"' in line for line in lines)
+    assert HullNotification.objects.exists() and hull_sandbox.firehose_records
     _assert_no_secret_in(lines)
+
+
+def test_stored_payloads_hold_no_secrets(connector, hull_sandbox, intercom_sandbox, django_capture_on_commit_callbacks):
+    """Hull puts the connector secret in each notification's `configuration`: it must not land in a JSON column."""
+    hull_sandbox.add_user({"email": "rest@acme.com"}, {"plan": "pro"})
+    with django_capture_on_commit_callbacks(execute=True):
+        hull_sandbox.notify_users(connector)
+    assert HullNotification.objects.exists()
+    with connection.cursor() as cursor:
+        for table in ("sync_hullnotification", "sync_webhookdelivery", "sync_synclog", "sync_connector", "django_q_task", "django_q_ormq"):
+            cursor.execute(f"SELECT * FROM {table}")  # noqa: S608 - fixed table names
+            dump = repr(cursor.fetchall())
+            for secret in SECRETS:
+                assert secret not in dump, (table, secret)
 
 
 def test_the_json_formatter_redacts_secrets_passed_by_mistake(captured_json_logs):

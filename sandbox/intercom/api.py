@@ -26,7 +26,7 @@ API_VERSION = "2.15"
 
 # Tokens that open a workspace on first use: the demo's and the test suite's connector.
 AUTO_WORKSPACES = {
-    "demo-intercom-token": "ws_demo",
+    "demo-intercom-token": "demo",  # seed_demo's connector
     "dG9rOmludGVyY29tLXNhbmRib3gtdG9rZW4=": "ws_acme",
 }
 

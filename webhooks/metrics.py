@@ -63,7 +63,6 @@ class CallRecorder(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=logging.INFO)
         self._pending: dict[str, int] = defaultdict(int)
-        self._known: set[str] = set()
         self._lock = threading.Lock()
         self._last_flush = time.monotonic()
 
@@ -104,12 +103,10 @@ class CallRecorder(logging.Handler):
                     cache.incr(key, delta)
                 except ValueError:  # evicted between add and incr
                     cache.set(key, delta, timeout=None)
-            new = set(pending) - self._known
-            if new:
-                index = set(cache.get(_SERIES_INDEX) or ())
-                if not new <= index:
-                    cache.set(_SERIES_INDEX, sorted(index | new), timeout=None)
-                self._known |= new
+            # The index is re-checked on every flush: the cache may have been cleared or evicted.
+            index = set(cache.get(_SERIES_INDEX) or ())
+            if not set(pending) <= index:
+                cache.set(_SERIES_INDEX, sorted(index | set(pending)), timeout=None)
         except Exception:  # noqa: BLE001 - metrics must never break a sync; retried next flush
             with self._lock:
                 for name, delta in pending.items():

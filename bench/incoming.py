@@ -225,10 +225,12 @@ def leg_webhooks(total: int, concurrency: int) -> dict[str, Any]:
         db = str(Path(tmp) / "web.sqlite3")
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "connector_site.settings", "DATABASE_URL": f"sqlite:///{db}",
                "DJANGO_SECRET_KEY": "bench-secret-key", "FIELD_ENCRYPTION_KEY": "aW50ZXJjb20tY29ubmVjdG9yLXRlc3QtZmVybmV0LWs=",
-               "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "WARNING", "Q_SYNC": "0", "SANDBOX_ENABLED": "0"}
+               "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "WARNING", "Q_SYNC": "0", "SANDBOX_ENABLED": "0",
+               # The endpoint's per-source throttle (600/min by default) would measure itself, not the endpoint.
+               "PUBLIC_ENDPOINT_RATE": "1000000/minute"}
         setup = (
             "import django; django.setup();"
-            "from django.core.management import call_command; call_command('migrate', verbosity=0);"
+            "from django.core.management import call_command; call_command('migrate', verbosity=0); call_command('createcachetable');"
             "from sync.services.connectors import connector_create;"
             f"connector_create(name='Bench', slug='bench', intercom_client_secret={CLIENT_SECRET!r}, incoming_events=['*'])"
         )
@@ -313,6 +315,7 @@ def main() -> None:
     parser.add_argument("--sandbox-contacts", type=int, default=3_000)
     parser.add_argument("--webhooks", type=int, default=2_000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--only-webhooks", action="store_true")
     parser.add_argument("--child", choices=["fetch", "sandbox-fetch"])
     parser.add_argument("--count", type=int, default=0)
     args = parser.parse_args()
@@ -321,6 +324,9 @@ def main() -> None:
         return
     if args.child == "sandbox-fetch":
         print(json.dumps(child_sandbox_fetch(args.count)))
+        return
+    if args.only_webhooks:
+        print(json.dumps({"webhook_endpoint": leg_webhooks(args.webhooks, args.concurrency)}, indent=2))
         return
     small = _child("fetch", args.small)
     large = _child("fetch", args.contacts)

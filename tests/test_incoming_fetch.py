@@ -179,11 +179,24 @@ def test_incremental_overlap_costs_pages_not_hull_writes(connector, fake_interco
     fake_intercom.contacts["user00002"]["updated_at"] = NOW - 60
     cursor = fetch_run_to_end(connector=connector, kind="incremental", stream="users")
     assert sent_ids(firehose)[5:] == ["user00002"]
-    query = [q for name, q in fake_intercom.calls if name == "search_contacts_page"][-1]
+    query = [q for name, q in fake_intercom.calls if name == "search_contacts_page" and q["value"][0]["field"] == "updated_at"][-1]
     since = next(f["value"] for f in query["value"] if f["field"] == "updated_at")
     assert since == int((mark - timedelta(days=1)).timestamp())
     assert cursor.high_water_mark == datetime.fromtimestamp(NOW - 60, tz=dt_timezone.utc)
     assert SyncLog.objects.filter(action="incoming.user.success").count() == 6
+
+
+def test_the_last_seen_pass_takes_contacts_seen_since_the_mark_but_not_updated(connector, fake_intercom, firehose):
+    fake_intercom.add_contact("a", updated_at=NOW - 7200)
+    fetch_run_to_end(connector=connector, kind="incremental", stream="users")  # mark: NOW - 7200
+    fake_intercom.add_contact("seen", updated_at=NOW - 3 * 86400, last_seen_at=NOW - 60)  # only seen
+    fake_intercom.add_contact("stale", updated_at=NOW - 3 * 86400, last_seen_at=NOW - 2 * 86400)
+    cursor = fetch_run_to_end(connector=connector, kind="incremental", stream="users")
+    assert sent_ids(firehose) == ["a", "seen"]
+    fields = [q["value"][0]["field"] for name, q in fake_intercom.calls if name == "search_contacts_page"]
+    assert fields == ["updated_at", "last_seen_at", "updated_at", "last_seen_at"]
+    assert cursor.status == "done"
+    assert cursor.high_water_mark == datetime.fromtimestamp(NOW - 7200, tz=dt_timezone.utc)
 
 
 def test_a_failed_incremental_run_is_retried_from_its_start(connector, fake_intercom, firehose):
@@ -214,16 +227,18 @@ def test_rate_limit_halts_and_reschedules_at_the_reset(connector, fake_intercom,
     resume = Schedule.objects.get(func="sync.tasks.fetch_step")
     assert resume.schedule_type == Schedule.ONCE and abs((resume.next_run - reset).total_seconds()) < 1
     assert "incremental:next" in resume.args
-    # At the reset the continuation picks the same page up.
-    assert fetch_step(connector=connector, kind="incremental:next", stream="users", chain=False).status == "done"
+    # At the reset the continuation picks the same page up (then the last_seen_at pass).
+    assert fetch_step(connector=connector, kind="incremental:next", stream="users", chain=False).status == "page"
     assert len(sent_ids(firehose)) == 3
+    assert fetch_step(connector=connector, kind="incremental:next", stream="users", chain=False).status == "done"
 
 
 def test_a_tick_while_a_run_is_in_flight_does_nothing(connector, fake_intercom, firehose):
     seed_users(fake_intercom, 200)
     fetch_step(connector=connector, kind="incremental", stream="users", chain=False)
     assert fetch_step(connector=connector, kind="incremental", stream="users", chain=False).status == "already_running"
-    assert fetch_step(connector=connector, kind="incremental:next", stream="users", chain=False).status == "done"
+    statuses = [fetch_step(connector=connector, kind="incremental:next", stream="users", chain=False).status for _ in range(3)]
+    assert statuses == ["page", "page", "done"]  # page 2, then the two pages of the last_seen_at pass
     # A stray continuation after the run finished does not start a new run.
     assert fetch_step(connector=connector, kind="incremental:next", stream="users", chain=False).status == "idle"
 

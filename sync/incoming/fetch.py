@@ -56,6 +56,7 @@ STALE_CHAIN = timedelta(minutes=10)
 LOOKBACK = timedelta(days=1)  # search dates are day-granular (reference/intercom-api.md §2.5)
 CONTACT_PAGE_SIZE = 150  # Intercom's maximum for contact search
 COMPANY_PAGE_SIZE = 60  # Intercom's maximum for /companies/list
+LAST_SEEN_PASS = "last_seen:"
 ROLE_FOR_STREAM = {SyncCursor.Stream.USERS: "user", SyncCursor.Stream.LEADS: "lead"}
 FLAG_FOR_STREAM = {
     SyncCursor.Stream.USERS: ("fetch_users", "fetch_users_interval"),
@@ -79,6 +80,7 @@ class Page:
     items: list[dict[str, Any]]
     next_cursor: str | None
     total: int | None = None
+    last_seen_pass: bool = False
 
 
 # --- services -------------------------------------------------------------------------------
@@ -228,7 +230,7 @@ def _step_locked(connector: Connector, cursor: SyncCursor, continuation: bool) -
 
     ctx = IncomingContext(connector=connector)
     page = _fetch_page(ctx, cursor)
-    sent, skipped, high = _ingest_page(ctx, cursor, page.items)
+    sent, skipped, high = _ingest_page(ctx, cursor, page)
     # The page is in Hull: checkpoint it.
     now = timezone.now()
     cursor.pages += 1
@@ -324,32 +326,53 @@ def _request_page(ctx: IncomingContext, cursor: SyncCursor, page_cursor: str | N
         has_next = bool(items) and (pages.get("next") is not None or (total_pages is not None and page_number < total_pages))
         return Page(items, str(page_number + 1) if has_next else None, response.get("total_count"))
     role = ROLE_FOR_STREAM[cursor.stream]
-    since = 0 if cursor.kind == SyncCursor.Kind.FETCH_ALL else int(cursor.run_started_from.timestamp())
+    incremental = cursor.kind == SyncCursor.Kind.INCREMENTAL
+    # The second pass of an incremental run (Hull's `last_seen_at` pass, §5.1): its page cursors
+    # carry a prefix so a resumed run knows which pass it was in.
+    last_seen_pass = incremental and (page_cursor or "").startswith(LAST_SEEN_PASS)
+    if last_seen_pass:
+        page_cursor = page_cursor[len(LAST_SEEN_PASS) :] or None  # type: ignore[index]
+    since = int(cursor.run_started_from.timestamp()) if incremental else 0
     query = {
         "operator": "AND",
         "value": [
-            {"field": "updated_at", "operator": ">", "value": since},
+            {"field": "last_seen_at" if last_seen_pass else "updated_at", "operator": ">", "value": since},
             {"field": "role", "operator": "=", "value": role},
         ],
     }
     response = client.search_contacts_page(query, per_page=CONTACT_PAGE_SIZE, starting_after=page_cursor)
     next_page = (response.get("pages") or {}).get("next") or {}
     next_cursor = next_page.get("starting_after") if isinstance(next_page, dict) else None
-    return Page(list(response.get("data") or []), next_cursor or None, response.get("total_count"))
+    if last_seen_pass and next_cursor:
+        next_cursor = LAST_SEEN_PASS + next_cursor
+    elif not next_cursor and incremental and not last_seen_pass and _maps_last_seen(ctx, role):
+        next_cursor = LAST_SEEN_PASS  # first page of the second pass
+    return Page(list(response.get("data") or []), next_cursor or None, response.get("total_count"), last_seen_pass)
 
 
-def _ingest_page(ctx: IncomingContext, cursor: SyncCursor, items: Sequence[dict[str, Any]]) -> tuple[int, int, datetime | None]:
+def _maps_last_seen(ctx: IncomingContext, role: str) -> bool:
+    from sync.mapping import mapping_rows
+    from sync.models import Direction
+
+    return any(row.intercom_attribute == "last_seen_at" for row in mapping_rows(ctx.connector, role, Direction.INCOMING))
+
+
+def _ingest_page(ctx: IncomingContext, cursor: SyncCursor, page: Page) -> tuple[int, int, datetime | None]:
     """Transform, skip what Hull already has, send; returns (sent, skipped, newest updated_at sent)."""
     from sync.intercom.errors import IntercomApiError, IntercomRateLimited
 
     is_company = cursor.stream == SyncCursor.Stream.COMPANIES
     entity = "company" if is_company else ROLE_FOR_STREAM[cursor.stream]
-    normalised = [normalise_company(item) if is_company else normalise_contact(item) for item in items if item.get("id")]
+    normalised = [normalise_company(item) if is_company else normalise_contact(item) for item in page.items if item.get("id")]
     links = links_for(ctx.connector, entity, (str(item["id"]) for item in normalised))
     updates: list[Any] = []
     skipped = 0
     for item in normalised:
-        if _already_ingested(cursor, links.get(str(item["id"])), item) or _outside_window(cursor, item):
+        if page.last_seen_pass:
+            skip = _not_newly_seen(cursor, item)
+        else:
+            skip = _already_ingested(cursor, links.get(str(item["id"])), item) or _outside_window(cursor, item)
+        if skip:
             skipped += 1
             continue
         try:
@@ -388,6 +411,19 @@ def _already_ingested(cursor: SyncCursor, link: Any, item: dict[str, Any]) -> bo
         # Fetch-all re-sends everything once per run; only what this run already sent is skipped.
         return cursor.started_at is not None and link.updated_at >= cursor.started_at
     return True
+
+
+def _not_newly_seen(cursor: SyncCursor, item: dict[str, Any]) -> bool:
+    """The `last_seen_at` pass keeps contacts seen since the run's high-water mark whose `updated_at`
+    is older than the window (newer ones came with the first pass), as Hull's filter does."""
+    updated_at, last_seen_at = item.get("updated_at"), item.get("last_seen_at")
+    if not isinstance(last_seen_at, int) or cursor.run_started_from is None:
+        return True
+    window_start = cursor.run_started_from.timestamp()
+    if isinstance(updated_at, int) and updated_at > window_start:
+        return True
+    # The mark the run started from (one lookback after its window start); a first run has none.
+    return last_seen_at <= window_start + LOOKBACK.total_seconds()
 
 
 def _outside_window(cursor: SyncCursor, item: dict[str, Any]) -> bool:

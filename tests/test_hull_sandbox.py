@@ -190,3 +190,30 @@ def test_signed_notification_with_a_key_url_outside_the_allow_list_is_refused(co
     assert [d.status for d in result.deliveries] == [401]
     assert HullNotification.objects.count() == 0
     assert hull_sandbox.calls("rest") == []
+
+
+def test_connector_requested_extract_is_delivered_to_its_batch_url(connector, hull_sandbox, monkeypatch, django_capture_on_commit_callbacks):
+    from sync.hull import exports
+
+    chunks: list = []
+    monkeypatch.setattr(exports, "_sync_chunk", lambda connector, messages, notification: chunks.append(messages))
+    hull_sandbox.enable_extracts()
+    pro = hull_sandbox.add_segment("Pro", rule={"attribute": "traits_plan", "equals": "pro"})
+    hull_sandbox.add_user({"email": "pro@acme.com"}, {"plan": "pro"})
+    hull_sandbox.add_user({"email": "free@acme.com"}, {"plan": "free"})
+    url = (
+        f"https://connector.example.com/hull/acme/batch?ship={connector.hull_id}&organization=acme.hullapp.io"
+        f"&secret={connector.hull_secret}&segment_id={pro.hull_id}"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = HullClient.for_connector(connector).post("extract/user_reports", {"query": {}, "format": "json", "url": url, "fields": []})
+    assert answer == {"status": "ok", "delivered": 200, "entities": 1}
+    [[message]] = chunks
+    assert message.user["email"] == "pro@acme.com"
+    assert pro.hull_id in message.segment_ids
+
+
+def test_a_new_segment_takes_in_existing_users(connector, hull_sandbox):
+    hull_sandbox.add_user({"email": "pro@acme.com"}, {"plan": "pro"})
+    segment = hull_sandbox.add_segment("Pro", rule={"attribute": "traits_plan", "equals": "pro"})
+    assert hull_sandbox.user(email="pro@acme.com")["segment_ids"] == [segment.hull_id]

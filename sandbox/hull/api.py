@@ -37,6 +37,9 @@ class SandboxState:
     """Process-wide switches (tests flip them through the fixture)."""
 
     firehose_down = False
+    # POST /extract/* delivers the export at once. The pytest fixture turns it off by default
+    # (tests written before it existed expect Hull's 404) and on with `.enable_extracts()`.
+    extracts_enabled = True
 
 
 _lock = threading.Lock()  # SQLite and the firehose's read-modify-write: one batch at a time
@@ -220,12 +223,43 @@ def rest(method: str, path: str, query: Mapping[str, str], headers: Mapping[str,
             defaults={"status": str(body.get("status", "")), "messages": list(body.get("messages") or [])},
         )
         status, answer = 200, {"status": body.get("status"), "messages": body.get("messages") or []}
+    elif method == "POST" and parts[:1] == ["extract"] and parts[1:] in (["user_reports"], ["account_reports"]) and SandboxState.extracts_enabled:
+        status, answer = request_extract(connector_id, parts[1], body if isinstance(body, dict) else {})
     elif method == "GET" and len(parts) == 1:
         segment = SandboxSegment.objects.filter(organization=organization, hull_id=parts[0]).first()
         if segment is not None:
             status, answer = 200, {**platform.segment_object(segment), "query": {}}
     _record("rest", method, path, connector_id, body, status, answer if status < 400 else None)
     return status, answer
+
+
+def request_extract(connector_id: str, report: str, body: Mapping[str, Any]) -> tuple[int, Any]:
+    """`POST /extract/<report>` (§2.4): Hull exports the segment and POSTs it to `body.url`.
+
+    The real platform delivers later; the stand-in delivers at once, in-process, to the path and
+    query of `url` (whatever its host), so a test sees the whole round trip.
+    """
+    from urllib.parse import parse_qs, urlsplit
+
+    from sandbox.hull.models import SandboxAccount, SandboxUser
+    from sandbox.hull.notifier import export_to_connector
+
+    url = body.get("url")
+    if not isinstance(url, str) or body.get("format", "json") != "json":
+        return 400, {"error": "url and format json are required"}
+    parts = urlsplit(url)
+    segment_id = (parse_qs(parts.query).get("segment_id") or [""])[0]
+    connector = Connector.objects.get(hull_id=connector_id)
+    model = SandboxAccount if report == "account_reports" else SandboxUser
+    entities = [e for e in model.objects.filter(organization=connector.hull_organization) if not segment_id or segment_id in (e.segment_ids or [])]
+    status, _answer, _file = export_to_connector(
+        connector,
+        object_type="account_report" if report == "account_reports" else "user_report",
+        entities=entities,
+        segment_id=segment_id,
+        path=parts.path + ("?" + parts.query if parts.query else ""),
+    )
+    return 200, {"status": "ok", "delivered": status, "entities": len(entities)}
 
 
 def handle_request(

@@ -291,6 +291,7 @@ def export_to_connector(
     segment_id: str = "",
     file_base_url: str | None = None,
     transport: Transport | None = None,
+    path: str | None = None,
 ) -> tuple[int, Any, SandboxExportFile]:
     """Write an NDJSON export of users (or accounts) and POST `/batch` (or `/batch-accounts`)."""
     organization = connector.hull_organization
@@ -313,7 +314,7 @@ def export_to_connector(
     query = {"ship": connector.hull_id, "organization": organization, "secret": connector.hull_secret, "source": "sandbox"}
     if segment_id:
         query["segment_id"] = segment_id
-    path = f"/hull/{connector.slug}/{endpoint}?{urlencode(query)}"
+    path = path or f"/hull/{connector.slug}/{endpoint}?{urlencode(query)}"  # an extract names its own URL
     body = {
         "url": url,
         "format": "json",
@@ -324,7 +325,7 @@ def export_to_connector(
     send = transport or django_client_transport()
     status, answer = send(path, json.dumps(body).encode(), {})
     SandboxCall.objects.create(
-        kind="batch", method="POST", path=f"/hull/{connector.slug}/{endpoint}", connector_id=connector.hull_id,
+        kind="batch", method="POST", path=path.split("?")[0], connector_id=connector.hull_id,
         body={"url": url, "object_type": object_type, "lines": len(lines)}, status=status,
         response=answer if isinstance(answer, (dict, list)) else None,
     )

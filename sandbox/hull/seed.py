@@ -21,10 +21,16 @@ def add_segment(
     hull_id: str | None = None,
 ) -> SandboxSegment:
     """A segment; membership by `rule` ({"attribute": "traits_plan", "equals": "pro"}) or static ids."""
-    return SandboxSegment.objects.create(
+    segment = SandboxSegment.objects.create(
         organization=organization, name=name, kind=kind, rule=dict(rule or {}),
         member_ids=list(member_ids or []), hull_id=hull_id or platform.new_hull_id(),
     )
+    # Existing entities enter it now (and are notified of it), as when a segment is created in Hull.
+    model = SandboxUser if kind == SandboxSegment.Kind.USERS else SandboxAccount
+    for entity in model.objects.filter(organization=organization):
+        platform.recompute_segments(entity)
+        entity.save()
+    return segment
 
 
 def upsert_user(

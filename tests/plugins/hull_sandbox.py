@@ -23,6 +23,9 @@ Inspect:
     ``.status(connector)`` -> ``{"status", "messages"}`` last PUT to ``/<id>/status``, or None.
 Drive:
     ``.set_down(True)``    -> the firehose answers 503 (``False`` restores it).
+    ``.enable_extracts()`` -> serve ``POST /api/v1/extract/user_reports|account_reports`` (off by
+                            default: Hull's 404): the export of the URL's ``segment_id`` is POSTed
+                            at once, in-process, to the path and query of the body's ``url``.
     ``.add_segment(name, kind="users_segment", rule=None, member_ids=None)`` -> SandboxSegment.
     ``.add_user({"email": ...}, {"plan": "pro"}, events=[{"event": "Signed Up"}], account={"domain": ...})``.
     ``.notify_users(connector, users=None, **deliver_kwargs)`` -> NotifyResult (in-process, no sleeping).
@@ -190,6 +193,11 @@ class HullSandbox:
         """Also treat `url` (a connector's hull_firehose_url) as the firehose."""
         self.mock.add_callback(responses.POST, re.compile("^" + re.escape(url.rstrip("/")) + "/?$"), callback=self._firehose)
 
+    def enable_extracts(self, enabled: bool = True) -> None:
+        from sandbox.hull.api import SandboxState
+
+        SandboxState.extracts_enabled = enabled
+
     def set_down(self, down: bool = True) -> None:
         from sandbox.hull.api import SandboxState
 
@@ -293,8 +301,10 @@ def hull_sandbox(db: Any, responses_mock: responses.RequestsMock, monkeypatch: p
 
     monkeypatch.setattr(client_module, "RETRY_BACKOFF", 0.0)
     monkeypatch.setattr(firehose_module, "FLUSH_AFTER", 0)
+    SandboxState.extracts_enabled = False
     sandbox = HullSandbox(responses_mock)
     try:
         yield sandbox
     finally:
         SandboxState.firehose_down = False
+        SandboxState.extracts_enabled = True

@@ -125,6 +125,62 @@ def _run(connector: Any, messages: list[dict], sandbox: Any) -> tuple[int, float
     return len(made), elapsed, Counter(f"{c.method} {c.path.split('/')[1]}" for c in made)
 
 
+class _StubIntercom:
+    """Answers update_contact like Intercom would, in memory; anything else is a bench bug."""
+
+    workspace_key = "ws_stub"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def update_contact(self, contact_id: str, body: dict) -> dict:
+        self.calls += 1
+        empty = {"type": "list", "data": [], "has_more": False}
+        return {
+            "type": "contact",
+            "id": contact_id,
+            "role": body.get("role", "user"),
+            "email": body.get("email"),
+            "external_id": body.get("external_id"),
+            "custom_attributes": body.get("custom_attributes", {}),
+            "tags": empty,
+            "companies": empty,
+        }
+
+
+def _stub_leg(connector: Any, links: list, indexes: range, firehose: Counter) -> dict:
+    from sync.models import HullNotification
+    from sync.outgoing import notifications
+    from sync.outgoing.context import OutgoingContext, open_firehose
+    from sync.outgoing.notifications import notification_process
+
+    stub = _StubIntercom()
+    original = notifications.build_context
+    notifications.build_context = lambda c, n=None: OutgoingContext(connector=c, intercom=stub, firehose=open_firehose(c), notification=n)
+    try:
+        messages = [
+            _message(i, plan="stub", intercom_id=link.intercom_id, tagged=True, changes={"user": {"traits_plan": ["enterprise", "stub"]}})
+            for i, link in zip(indexes, links)
+        ]
+        notification = HullNotification.objects.create(
+            connector=connector, notification_id="bench-stub", channel="user:update",
+            payload={"notification_id": "bench-stub", "channel": "user:update", "messages": messages},
+        )
+        firehose.clear()
+        started = time.perf_counter()
+        notification_process(notification=notification)
+        elapsed = time.perf_counter() - started
+    finally:
+        notifications.build_context = original
+    return {
+        "messages": len(messages),
+        "seconds": round(elapsed, 2),
+        "messages_per_second": round(len(messages) / elapsed, 1),
+        "intercom_calls": stub.calls,
+        "firehose_records": firehose["records"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entities", type=int, default=50, help="users per calls-per-entity case")
@@ -205,6 +261,10 @@ def main() -> None:
                 "seed_seconds": round(seed_seconds, 2),
                 "sandbox_latency_ms": 0,
             }
+
+            # The same notification with Intercom replaced by an in-process stub: what the
+            # connector itself costs per message (routing, DB rows, write-back JWTs), no HTTP.
+            result["throughput_connector_only"] = _stub_leg(connector, links, range(n, n + total), firehose)
         print(json.dumps(result, indent=2))
 
 

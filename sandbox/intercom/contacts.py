@@ -10,7 +10,7 @@ from django.db import transaction
 
 from sandbox.intercom import clock
 from sandbox.intercom.errors import SandboxError, invalid, not_found
-from sandbox.intercom.models import Company, Contact, ContactTag, Tag, Workspace
+from sandbox.intercom.models import Contact, ContactTag, Tag, Workspace
 from sandbox.intercom.render import render_company, render_contact
 from sandbox.intercom.search import search_view, validate_query, matches
 from sandbox.intercom.state import (
@@ -30,10 +30,6 @@ from sandbox.intercom.state import (
     searchable_view,
 )
 
-CONTACT_FIELDS = {
-    "role", "external_id", "email", "phone", "name", "avatar", "signed_up_at", "last_seen_at",
-    "owner_id", "unsubscribed_from_emails", "custom_attributes",
-}  # fmt: skip
 ROLES = {"user", "lead"}
 
 
@@ -292,7 +288,3 @@ def detach_company(req: SandboxRequest) -> tuple[int, Any]:
 def list_contact_segments(req: SandboxRequest) -> tuple[int, Any]:
     contact_or_404(req.workspace, req.match["id"], "User Not Found")
     return 200, {"type": "list", "data": []}
-
-
-def company_contacts(company: Company):  # -> QuerySet[Contact]
-    return company.contacts.filter(deleted=False)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.intercom import clock
-from sandbox.intercom.errors import SandboxError, invalid, not_found
+from sandbox.intercom.errors import invalid, not_found
 from sandbox.intercom.models import Company, Contact, DataAttribute, Workspace
 from sandbox.intercom.search import search_view
 
@@ -163,11 +163,6 @@ def searchable_view(contact: Contact, now: float) -> dict | None:
     if now >= contact.searchable_at:
         return search_view(contact)
     return contact.indexed_snapshot
-
-
-def require(condition: bool, error: SandboxError) -> None:
-    if not condition:
-        raise error
 
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

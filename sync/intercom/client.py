@@ -30,6 +30,7 @@ from requests.adapters import HTTPAdapter
 from sync.intercom.budget import Budget, default_budget
 from sync.intercom.errors import (
     IntercomApiError,
+    IntercomNotFound,
     IntercomRateLimited,
     IntercomServerError,
     IntercomUnavailable,
@@ -355,8 +356,6 @@ class IntercomClient:
 
     def find_company(self, *, company_id: str) -> dict | None:
         """The company with your `company_id`, or None (Intercom answers 404 `company_not_found`)."""
-        from sync.intercom.errors import IntercomNotFound
-
         try:
             return self._request("GET", "/companies", params={"company_id": company_id})
         except IntercomNotFound:

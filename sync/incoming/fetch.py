@@ -534,8 +534,7 @@ def _record_failure(cursor: SyncCursor, exc: Exception) -> None:
 
 
 def _enqueue_step(connector_id: int, kind: str, stream: str) -> None:
-    from django_q.tasks import async_task
+    from sync.incoming.queue import enqueue_task
 
-    transaction.on_commit(
-        lambda: async_task(FETCH_TASK, connector_id, kind, stream, group=f"intercom-fetch:{connector_id}:{stream}")
-    )
+    group = f"intercom-fetch:{connector_id}:{stream}"
+    transaction.on_commit(lambda: enqueue_task(FETCH_TASK, connector_id, kind, stream, group=group))

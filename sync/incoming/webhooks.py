@@ -18,6 +18,7 @@ from django.utils import timezone
 from sync.incoming.context import IncomingContext
 from sync.incoming.handlers import Outcome
 from sync.incoming.payloads import IntercomNotification, notification_from_payload
+from sync.incoming.queue import enqueue_task
 from sync.incoming.topics import handler_for, ignored_reason, topic_is_whitelisted
 from sync.models import Connector, DeliveryStatus, Direction, SyncLog, WebhookDelivery
 from sync.synclog import log_outcome
@@ -83,9 +84,7 @@ def webhook_delivery_receive(
 
 
 def _enqueue(delivery_id: int) -> None:
-    from django_q.tasks import async_task
-
-    async_task(PROCESS_TASK, delivery_id, group="intercom-webhooks")
+    enqueue_task(PROCESS_TASK, delivery_id, group="intercom-webhooks")
 
 
 def webhook_delivery_process(*, delivery: WebhookDelivery) -> None:

@@ -9,34 +9,15 @@ another origin from loading a loopback script, which a real website (both sides 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop.
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, requires_chromium
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VISITOR_ID = "16e690c0-485a-4e87-ae98-a326e788a4f7"
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which("chromium"), reason=f"Chromium not found at {CHROMIUM}: apt-get install -y chromium"),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), requires_chromium]
 
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
 
@@ -81,9 +62,8 @@ def page_html(snippet_src: str, *, intercom: bool = True, tag_attributes: str = 
 
 @pytest.fixture
 def browser() -> Iterator:
-    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
     with playwright_sync.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             yield instance
         finally:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from typing import Any
 
 from django.conf import settings
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
@@ -66,3 +68,18 @@ class IntercomSignatureAuthentication(BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         # A value here makes DRF answer 401 (not 403) when authentication fails.
         return 'X-Hub-Signature realm="intercom-webhooks"'
+
+
+class IntercomSignatureScheme(OpenApiAuthenticationExtension):
+    """Documents the signature in the OpenAPI schema (/api/schema/)."""
+
+    target_class = "webhooks.intercom_auth.IntercomSignatureAuthentication"
+    name = "IntercomSignature"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-Hub-Signature",
+            "description": "sha1=<hex HMAC-SHA1 of the raw body, keyed with the Intercom app's client secret>",
+        }

@@ -52,6 +52,7 @@ BACKOFF_BASE = 0.5  # seconds; attempt n waits about base * 2**n
 BACKOFF_CAP = 20.0  # seconds
 MAX_RATE_WAIT = 30.0  # seconds: longer than this and a 429 is raised (a halt, convention 7)
 MAX_RATE_RETRIES = 5  # 429s in a row before giving up
+MIN_RATE_WAIT = 1.0  # seconds slept after a 429 even when its reset looks past
 SEARCH_MAX_PER_PAGE = 150  # Intercom's maximum for cursor pagination
 RETRY_STATUSES = {408, 500, 502, 503, 504}
 
@@ -171,7 +172,8 @@ class IntercomClient:
                 now = self._clock()
                 reset_at = float(reset) if reset is not None else now + 10.0
                 self.budget.exhausted(self.workspace_key, reset=reset_at, now=now)
-                wait = max(0.0, reset_at - now)
+                # At least a second: Intercom's reset is whole seconds and our clock may lag theirs.
+                wait = max(MIN_RATE_WAIT, reset_at - now)
                 if rate_waits < self.max_rate_retries and wait <= self.max_rate_wait:
                     rate_waits += 1
                     self._sleep(wait + self._rng.uniform(0, 0.25))

@@ -14,6 +14,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -160,6 +161,7 @@ def main() -> None:
         per_window[int(t // opts.window)] = per_window.get(int(t // opts.window), 0) + 1
     interior = sorted(per_window)[1:-1]
     steady = sum(per_window[w] for w in interior) / (opts.limit * len(interior)) if interior else None
+    shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps({
         "workers": opts.workers,
         "limit": f"{opts.limit}/{opts.window}s",

@@ -442,3 +442,10 @@ def test_swallowed_contract_violations_still_fail_the_test(intercom_sandbox):
         intercom_sandbox.client().get_contact("missing")
     assert intercom_sandbox.violations == ["simulated"]
     intercom_sandbox.violations.clear()
+
+
+def test_recorded_calls_compare_as_method_path_body(intercom_sandbox):
+    intercom_sandbox.client().create_contact({"role": "lead"})
+    assert intercom_sandbox.calls == [("POST", "/contacts", {"role": "lead"})]
+    method, path, body = intercom_sandbox.calls[0]
+    assert (method, intercom_sandbox.calls[0].status) == ("POST", 200)

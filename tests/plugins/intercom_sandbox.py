@@ -44,7 +44,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -63,16 +62,18 @@ DEFAULT_TOKEN = "dG9rOmludGVyY29tLXNhbmRib3gtdG9rZW4="  # the `connector` fixtur
 DEFAULT_WORKSPACE = "ws_acme"
 
 
-@dataclass
-class Call:
-    method: str
-    path: str
-    body: Any
-    query: dict[str, str] = field(default_factory=dict)
-    status: int = 0
+class Call(tuple):
+    """`(method, path, body)`, comparable to a plain tuple, with `.query` and `.status` besides."""
 
-    def __iter__(self) -> Iterator[Any]:  # so `method, path, body = call` works
-        return iter((self.method, self.path, self.body))
+    def __new__(cls, method: str, path: str, body: Any, query: dict[str, str] | None = None) -> Call:
+        call = super().__new__(cls, (method, path, body))
+        call.query = query or {}
+        call.status = 0
+        return call
+
+    method = property(lambda self: self[0])
+    path = property(lambda self: self[1])
+    body = property(lambda self: self[2])
 
 
 class IntercomSandbox:

@@ -356,3 +356,28 @@ def test_messages_run_on_a_bounded_thread_pool_and_a_halt_stops_new_ones(monkeyp
     assert peak[0] <= 3
     assert 5 not in progress.done and progress.done <= set(seen) - {5}
     assert len(seen) < 40  # nothing new was started once Intercom said stop
+
+
+# --- segment channels ----------------------------------------------------------------------------
+
+
+def test_segment_channels_refresh_the_known_segments(users, intercom_sandbox, recording_firehose):
+    from sync.models import HullSegment
+
+    push(users, [segment("s1", "VIP")][0], channel="users_segment:update")
+    push(users, segment("as1", "Big accounts", "accounts_segment"), channel="accounts_segment:update")
+    assert set(HullSegment.objects.filter(connector=users).values_list("kind", "hull_id", "name", "deleted")) == {
+        ("user", "s1", "VIP", False),
+        ("account", "as1", "Big accounts", False),
+    }
+    notification = push(users, segment("s1", "VIP"), channel="users_segment:delete")
+    assert notification.status == DeliveryStatus.DONE
+    assert HullSegment.objects.get(connector=users, hull_id="s1").deleted is True
+    assert intercom_sandbox.calls == []
+
+
+def test_user_notifications_remember_the_segment_names_they_carry(users, intercom_sandbox, recording_firehose):
+    from sync.models import HullSegment
+
+    push(users, user_message({"id": "u1"}, segments=[segment("other")]), segments=[segment("other", "Other people")])
+    assert HullSegment.objects.get(connector=users, hull_id="other").name == "Other people"

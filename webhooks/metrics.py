@@ -60,11 +60,13 @@ def _status_class(status: object, error: str) -> str:
 class CallRecorder(logging.Handler):
     """Counts Intercom calls from the client's log records; flushes the deltas to the cache."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, background: bool = False) -> None:
         super().__init__(level=logging.INFO)
         self._pending: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
         self._last_flush = time.monotonic()
+        self._background = background
+        self._thread_pid = 0  # the process whose flusher thread runs (threads do not survive a fork)
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.getMessage() != "intercom.request":
@@ -87,6 +89,10 @@ class CallRecorder(logging.Handler):
                 self._pending[name] += 1
             # Sums are kept in microseconds: cache counters are integers.
             self._pending["intercom_request_duration_seconds_sum|"] += int(seconds * 1_000_000)
+        if self._background and self._thread_pid != os.getpid():
+            # django-q2 forks its workers after setup: each process starts its own flusher.
+            self._thread_pid = os.getpid()
+            threading.Thread(target=self._flush_forever, name="metrics-flush", daemon=True).start()
 
     def flush_to_cache(self) -> None:
         """Add this process's pending deltas to the shared counters (safe to call any time)."""
@@ -130,13 +136,12 @@ def install_call_recorder(*, background: bool | None = None) -> CallRecorder:
     global _recorder
     with _install_lock:
         if _recorder is None:
-            _recorder = CallRecorder()
-            logging.getLogger(CLIENT_LOGGER).addHandler(_recorder)
             if background is None:
                 # Under pytest the test flushes explicitly; a thread would race the test database.
                 background = "pytest" not in sys.modules
+            _recorder = CallRecorder(background=background)
+            logging.getLogger(CLIENT_LOGGER).addHandler(_recorder)
             if background:
-                threading.Thread(target=_recorder._flush_forever, name="metrics-flush", daemon=True).start()
                 atexit.register(_recorder.flush_to_cache)
         return _recorder
 

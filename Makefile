@@ -10,5 +10,11 @@ run:
 test: setup
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
+# The scale-out pass of .ci/run, locally: throw-away PostgreSQL + Redis, then the whole suite.
+test-postgres: setup
+	scripts/services.sh start
+	DATABASE_URL=postgres://connector:connector@127.0.0.1:5432/connector REDIS_URL=redis://127.0.0.1:6379/0 \
+		.venv/bin/python -m pytest $(PYTEST_ARGS)
+
 bench: setup
 	for b in bench/*.py; do .venv/bin/python $$b; done

@@ -381,3 +381,34 @@ def test_user_notifications_remember_the_segment_names_they_carry(users, interco
 
     push(users, user_message({"id": "u1"}, segments=[segment("other")]), segments=[segment("other", "Other people")])
     assert HullSegment.objects.get(connector=users, hull_id="other").name == "Other people"
+
+
+# --- the write-back is part of the push ----------------------------------------------------------
+
+
+def test_a_push_whose_write_back_never_reached_hull_is_not_skipped_as_identical(users, intercom_sandbox, recording_firehose):
+    from sync.hull.client import HullApiError
+
+    intercom_sandbox.add_data_attribute("plan")
+    message = user_message(bob(traits_plan="pro"), segments=[segment("users")])
+    notification = store_notification(users, [message])
+
+    def hull_down() -> None:
+        raise HullApiError("firehose unavailable", status=503)
+
+    recording_firehose.flush = hull_down
+    with pytest.raises(HullApiError):
+        notification_process(notification=notification)
+    notification.refresh_from_db()
+    assert notification.status == DeliveryStatus.FAILED
+    assert IdentityLink.objects.get(connector=users, entity="user").last_payload_hash == ""
+
+    del recording_firehose.flush  # Hull is back
+    recording_firehose.records.clear()
+    notification_process(notification=notification)  # django-q2's retry
+    notification.refresh_from_db()
+    assert notification.status == DeliveryStatus.DONE
+    [record] = recording_firehose.of_type("traits")
+    [user] = intercom_sandbox.contacts(role="user")
+    assert record.body["intercom_user/id"] == user["id"]
+    assert IdentityLink.objects.get(connector=users, entity="user").last_payload_hash != ""

@@ -150,8 +150,13 @@ def test_a_never_synced_user_is_sent(routed):
 
 
 def test_an_identity_link_counts_as_synced(routed):
-    IdentityLink.objects.create(connector=routed, entity=Entity.USER, hull_id="u9", intercom_id="c9")
+    IdentityLink.objects.create(connector=routed, entity=Entity.USER, hull_id="u9", intercom_id="c9", last_payload_hash="abc")
     assert route(routed, user_message({"id": "u9"}, segments=[segment("users")])).reason == SkipReason.NO_CHANGES
+
+
+def test_a_link_whose_write_back_never_reached_hull_is_not_synced_yet(routed):
+    IdentityLink.objects.create(connector=routed, entity=Entity.USER, hull_id="u9", intercom_id="c9", last_payload_hash="")
+    assert route(routed, user_message({"id": "u9"}, segments=[segment("users")])).trigger == "never_synced"
 
 
 def test_a_change_of_a_mapped_attribute_sends(routed):

@@ -92,7 +92,7 @@ def account_sync(
     if attrs.truncated:
         data["truncated"] = attrs.truncated
     company: dict | None = None
-    if link is not None and link.last_payload_hash == digest:
+    if link is not None and digest in (link.last_payload_hash, ctx.pending_payload(Entity.COMPANY, link.intercom_id)):
         intercom_id = link.intercom_id
         status, reason, message = SyncLog.Status.SKIPPED, SkipReason.IDENTICAL_PAYLOAD, skip_message(SkipReason.IDENTICAL_PAYLOAD, "account")
     else:
@@ -112,7 +112,7 @@ def account_sync(
             hull_id=hull_id,
             intercom_id=intercom_id,
             external_id=str(payload.get("company_id") or ""),
-            payload_digest=digest,
+            payload_digest="",  # recorded after the write-back is flushed (OutgoingContext.record_sent_payloads)
             current=link,
         )
         status, reason, message = SyncLog.Status.SUCCESS, "", ""
@@ -125,5 +125,6 @@ def account_sync(
             data["tags"] = {"added": tags.added, "removed": tags.removed, "errors": tags.errors}
     if company is not None:
         company_write_back(ctx, account=account, company=company, tags=tags)
+        ctx.payload_written_back(Entity.COMPANY, intercom_id, digest)
     ctx.log("account", status, reason=reason, message=message, intercom_id=intercom_id, data=data, **common)
     return CompanyOutcome(status, intercom_id=intercom_id, company=company)

@@ -334,7 +334,7 @@ def contact_sync(ctx: OutgoingContext, *, message: Any, target: str) -> ContactO
             intercom_id=intercom_id,
             email=str(contact.get("email") or payload.get("email") or ""),
             external_id=str(contact.get("external_id") or payload.get("external_id") or ""),
-            payload_digest=digest,
+            payload_digest="",  # recorded after the write-back is flushed (OutgoingContext.record_sent_payloads)
             current=resolution.link,
         )
         status, reason, text = SyncLog.Status.SUCCESS, "", ""
@@ -349,6 +349,8 @@ def contact_sync(ctx: OutgoingContext, *, message: Any, target: str) -> ContactO
     if conversion:
         data["conversion"] = conversion
     contact_write_back(ctx, target=target, intercom_id=intercom_id, user=user, contact=contact, tags=tags, conversion=conversion)
+    if contact is not None:
+        ctx.payload_written_back(target, intercom_id, digest)
     if ctx.connector.link_users_in_service:
         linked = _link_company(ctx, message=message, target=target, intercom_id=intercom_id, contact=contact)
         if linked:

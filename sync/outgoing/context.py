@@ -187,6 +187,40 @@ class OutgoingContext:
 
     def __post_init__(self) -> None:
         self.tags = TagCache(self.intercom)
+        self._sent_payloads: list[tuple[str, str, str]] = []
+        self._sent_lock = threading.Lock()
+
+    def payload_written_back(self, entity: str, intercom_id: str, digest: str) -> None:
+        """Remember a pushed payload whose write-back is queued; recorded once the firehose took it."""
+        with self._sent_lock:
+            self._sent_payloads.append((entity, intercom_id, digest))
+
+    def pending_payload(self, entity: str, intercom_id: str) -> str | None:
+        """The hash of a payload this run already pushed (not yet recorded), e.g. an account shared by users."""
+        with self._sent_lock:
+            for sent_entity, sent_id, digest in reversed(self._sent_payloads):
+                if sent_entity == entity and sent_id == intercom_id:
+                    return digest
+        return None
+
+    def record_sent_payloads(self) -> int:
+        """After a successful firehose flush: store the hashes, so identical payloads are skipped.
+
+        Recording earlier would let a run stopped between the push and the flush (rate-limit
+        halt, Hull down) skip the entity on its retry, and its Intercom id would never reach Hull.
+        """
+        from django.db import transaction
+
+        from sync.models import IdentityLink
+
+        with self._sent_lock:
+            sent, self._sent_payloads = self._sent_payloads, []
+        with transaction.atomic():
+            for entity, intercom_id, digest in sent:
+                IdentityLink.objects.filter(connector=self.connector, entity=entity, intercom_id=intercom_id).update(
+                    last_payload_hash=digest
+                )
+        return len(sent)
 
     def log(
         self,

@@ -43,7 +43,11 @@ def link_save(
     payload_digest: str = "",
     current: IdentityLink | None = None,
 ) -> IdentityLink | None:
-    """Point the Hull entity at the Intercom object (both sides unique), remembering the payload hash."""
+    """Point the Hull entity at the Intercom object (both sides unique).
+
+    The push's payload hash is normally left empty here (`payload_digest=""`) and recorded by
+    `OutgoingContext.record_sent_payloads` once the write-back reached Hull.
+    """
     if current is not None and current.pk and current.intercom_id == intercom_id and current.hull_id == (hull_id or ""):
         # The steady state: same link, new payload. One UPDATE instead of a transaction.
         IdentityLink.objects.filter(pk=current.pk).update(

@@ -211,6 +211,7 @@ def _messages_sync(
         # Write-backs first: progress recorded for a message whose write-back never left would
         # hide it from the retry.
         ctx.firehose.flush()
+        ctx.record_sent_payloads()
         progress.save()
     if halt is not None:
         if isinstance(halt, IntercomRateLimited):

@@ -175,7 +175,11 @@ def _has_intercom_id(connector: Connector, entity: str, hull_id: str, profile: M
         return True
     if not hull_id:
         return False
-    return IdentityLink.objects.filter(connector=connector, entity=entity, hull_id=hull_id).exists()
+    # A link whose payload hash is still empty was pushed but its write-back never reached Hull
+    # (halt, Hull down): not synced yet, so the retry pushes it and writes the ids back.
+    return (
+        IdentityLink.objects.filter(connector=connector, entity=entity, hull_id=hull_id).exclude(last_payload_hash="").exists()
+    )
 
 
 # --- user messages -------------------------------------------------------------------------------

@@ -71,26 +71,24 @@ def _attach_identifiers(entity: Any, claims: Mapping[str, Any], fields: tuple[st
         _record_change(entity, "anonymous_ids", None, anonymous_id, key=f"anonymous_ids[{len(entity.anonymous_ids) - 1}]")
 
 
-def resolve_user(organization: str, claims: Mapping[str, Any], *, create: bool = True) -> SandboxUser | None:
-    user = _find(SandboxUser, organization, claims, ("id", "external_id", "email", "anonymous_id"))
-    if user is None:
+def _resolve(model: type, organization: str, claims: Mapping[str, Any], order: tuple[str, ...], create: bool) -> Any:
+    entity = _find(model, organization, claims, order)
+    if entity is None:
+        # A Hull id names an existing entity: the platform never creates one from it.
         if not create or claims.get("id"):
             return None
-        user = SandboxUser(organization=organization, hull_id=new_hull_id(), pending_changes={"is_new": True})
-    _attach_identifiers(user, claims, ("email", "external_id"))
-    user.save()
-    return user
+        entity = model(organization=organization, hull_id=new_hull_id(), pending_changes={"is_new": True})
+    _attach_identifiers(entity, claims, tuple(c for c in order if c not in ("id", "anonymous_id")))
+    entity.save()
+    return entity
+
+
+def resolve_user(organization: str, claims: Mapping[str, Any], *, create: bool = True) -> SandboxUser | None:
+    return _resolve(SandboxUser, organization, claims, ("id", "external_id", "email", "anonymous_id"), create)
 
 
 def resolve_account(organization: str, claims: Mapping[str, Any], *, create: bool = True) -> SandboxAccount | None:
-    account = _find(SandboxAccount, organization, claims, ("id", "external_id", "domain", "anonymous_id"))
-    if account is None:
-        if not create or claims.get("id"):
-            return None
-        account = SandboxAccount(organization=organization, hull_id=new_hull_id(), pending_changes={"is_new": True})
-    _attach_identifiers(account, claims, ("domain", "external_id"))
-    account.save()
-    return account
+    return _resolve(SandboxAccount, organization, claims, ("id", "external_id", "domain", "anonymous_id"), create)
 
 
 # --- operations ---------------------------------------------------------------------------------

@@ -34,6 +34,10 @@ class NotificationError(ValueError):
 # --- values ------------------------------------------------------------------------------------
 
 
+def _ids(segments: list[dict[str, Any]]) -> list[str]:
+    return [str(s["id"]) for s in segments if isinstance(s, Mapping) and s.get("id")]
+
+
 @dataclass
 class UserMessage:
     """One `user:update` message (or one line of a user export), normalised."""
@@ -49,11 +53,11 @@ class UserMessage:
 
     @property
     def segment_ids(self) -> list[str]:
-        return [str(s["id"]) for s in self.segments if isinstance(s, Mapping) and s.get("id")]
+        return _ids(self.segments)
 
     @property
     def account_segment_ids(self) -> list[str]:
-        return [str(s["id"]) for s in self.account_segments if isinstance(s, Mapping) and s.get("id")]
+        return _ids(self.account_segments)
 
     @property
     def hull_id(self) -> str:
@@ -76,7 +80,7 @@ class AccountMessage:
 
     @property
     def account_segment_ids(self) -> list[str]:
-        return [str(s["id"]) for s in self.account_segments if isinstance(s, Mapping) and s.get("id")]
+        return _ids(self.account_segments)
 
     @property
     def hull_id(self) -> str:
@@ -142,7 +146,10 @@ def parse_hull_datetime(value: Any) -> datetime | None:
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     if isinstance(value, (int, float)):
         seconds = value / 1000 if value > 10**11 else value  # milliseconds are common in JS payloads
-        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        try:
+            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        except (ValueError, OverflowError, OSError):  # out of datetime's range: not a date we can use
+            return None
     if not isinstance(value, str):
         return None
     text = value.strip()

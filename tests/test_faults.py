@@ -126,7 +126,7 @@ def test_a_rate_limit_for_minutes_halts_the_notification_which_completes_later(
 
     drain_notifications(intercom_sandbox, django_capture_on_commit_callbacks, advance=300)
     assert HullNotification.objects.get().status == DeliveryStatus.DONE
-    assert_exactly_once(intercom_sandbox)  # the write-back half: see the xfail test below
+    assert_exactly_once(intercom_sandbox)  # the write-back half: the next test
     # Every user has its outcome rows and none is an error. (A user halted half-way logs
     # `skip: identical_payload` when resumed, not `success`: accurate for the payload, odd to read.)
     logged = set(SyncLog.objects.filter(direction="outgoing", entity="user").values_list("email", flat=True))
@@ -134,15 +134,8 @@ def test_a_rate_limit_for_minutes_halts_the_notification_which_completes_later(
     assert not SyncLog.objects.filter(status=SyncLog.Status.ERROR).exists()
 
 
-WRITE_BACK_BUG = (
-    "BUG (sync/outgoing): an entity's payload hash is recorded when Intercom accepts the push, before its Hull "
-    "write-back is flushed; when the run stops after that (rate-limit halt, firehose failure), the resumed or "
-    "replayed run skips it as `identical_payload` and its Intercom id never reaches Hull."
-)
-
-
-@pytest.mark.xfail(strict=True, reason=WRITE_BACK_BUG)
 def test_a_rate_limit_halt_mid_entity_still_writes_the_intercom_id_back(connector, world, django_capture_on_commit_callbacks):
+    """Regression: the payload hash was recorded before the write-back was flushed (fixed in c2142f3)."""
     hull_sandbox, intercom_sandbox = world
     intercom_sandbox.set_rate_limit(8, window_seconds=300)
     notify(hull_sandbox, connector, django_capture_on_commit_callbacks)
@@ -221,7 +214,6 @@ def test_timeouts_after_intercom_did_the_work_do_not_duplicate(connector, world,
 # -- Hull's firehose down ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=WRITE_BACK_BUG)
 def test_firehose_down_for_a_while_then_everything_is_written_back(connector, world, django_capture_on_commit_callbacks):
     hull_sandbox, intercom_sandbox = world
     hull_sandbox.set_down(True)
@@ -401,3 +393,49 @@ def test_worker_killed_mid_fetch_all_resumes_from_the_checkpoint(connector, hull
     emails = Counter(u.get("email") for u in hull_sandbox.users())
     for n in range(total):
         assert emails[f"fetch{n}@acme.com"] == 1, emails
+
+
+# -- the database briefly unavailable ------------------------------------------------------------------
+
+
+class DatabaseDown:
+    """Makes every INSERT fail with OperationalError while active (the database went away)."""
+
+    def __init__(self, monkeypatch, table: str = "") -> None:
+        from django.db.backends import utils
+
+        self.active = True
+        real = utils.CursorWrapper.execute
+        down = self
+
+        def execute(self, sql, params=None):
+            if down.active and sql.lstrip().upper().startswith("INSERT") and table in sql:
+                from django.db import OperationalError
+
+                raise OperationalError("could not connect to server (simulated)")
+            return real(self, sql, params)
+
+        monkeypatch.setattr(utils.CursorWrapper, "execute", execute)
+
+
+def test_database_down_at_receipt_is_never_acknowledged_then_the_retry_is_stored(connector, intercom_sandbox, hull_sandbox, monkeypatch):
+    from django.test import Client
+
+    client = Client(raise_request_exception=False)
+    body = _webhook(77)
+    signature = intercom_signature("sandbox-client-secret", body)
+    notification = json.dumps({
+        "notification_id": "db-down-1", "channel": "user:update", "messages": [],
+        "configuration": {"id": connector.hull_id, "secret": connector.hull_secret, "organization": "acme.hullapp.io"},
+    })
+    outage = DatabaseDown(monkeypatch)
+    webhook_answer = client.post("/intercom/acme/webhooks", data=body, content_type="application/json", HTTP_X_HUB_SIGNATURE=signature)
+    hull_answer = client.post("/hull/acme/smart-notifier", data=notification, content_type="application/json")
+    # Persist before you acknowledge: no 2xx for what is not stored, so both senders retry.
+    assert webhook_answer.status_code >= 500
+    assert hull_answer.status_code >= 500
+    assert WebhookDelivery.objects.count() == 0 and HullNotification.objects.count() == 0
+    outage.active = False
+    assert client.post("/intercom/acme/webhooks", data=body, content_type="application/json", HTTP_X_HUB_SIGNATURE=signature).status_code == 200
+    assert client.post("/hull/acme/smart-notifier", data=notification, content_type="application/json").status_code == 200
+    assert WebhookDelivery.objects.count() == 1 and HullNotification.objects.count() == 1

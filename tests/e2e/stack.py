@@ -33,7 +33,28 @@ def free_port() -> int:
 class Stack:
     base_url: str
     log_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
     processes: list[subprocess.Popen] = field(default_factory=list)
+    clusters: list[subprocess.Popen] = field(default_factory=list)
+
+    def start(self, name: str, command: list[str]) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
+        process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes.append(process)
+        return process
+
+    def start_cluster(self) -> subprocess.Popen:
+        process = self.start(f"qcluster-{len(self.clusters)}", [PYTHON, "manage.py", "qcluster"])
+        self.clusters.append(process)
+        return process
+
+    def kill_clusters(self) -> None:
+        """SIGKILL every qcluster and its workers at once: a machine losing its worker processes."""
+        for process in self.clusters:
+            _signal_group(process, signal.SIGKILL)
+            process.wait(timeout=10)
+        self.processes = [p for p in self.processes if p not in self.clusters]
+        self.clusters = []
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in sorted(self.log_dir.glob("*.log")))
@@ -89,24 +110,18 @@ def running_stack(
 ) -> Iterator[Stack]:
     port = port or free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="connector-stack-"))
-    stack = Stack(base_url=f"http://127.0.0.1:{port}", log_dir=log_dir)
-    commands = [
-        (
+    stack = Stack(base_url=f"http://127.0.0.1:{port}", log_dir=log_dir, env=dict(env))
+    try:
+        stack.start(
             "web",
             [
                 PYTHON, "-m", "gunicorn", "tests.e2e.probe_wsgi:application",
                 "--workers", str(web_workers), "--bind", f"127.0.0.1:{port}",
                 "--timeout", "60", "--graceful-timeout", "5", "--log-level", "warning",
             ],
-        ),
-        *[(f"qcluster-{n}", [PYTHON, "manage.py", "qcluster"]) for n in range(clusters)],
-    ]
-    try:
-        for name, command in commands:
-            log = open(log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-            stack.processes.append(
-                subprocess.Popen(command, cwd=ROOT, env=dict(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            )
+        )
+        for _ in range(clusters):
+            stack.start_cluster()
         wait_http(f"{stack.base_url}/health", timeout=startup_timeout)
         yield stack
     finally:

@@ -51,7 +51,23 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def ensure_postgres_database(database_url: str) -> None:
+    """Create the benchmark's PostgreSQL database when it does not exist yet."""
+    from urllib.parse import urlsplit
+
+    import psycopg
+
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/")
+    admin = database_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
 def setup_django(database_url: str, redis_url: str) -> None:
+    if database_url.startswith("postgres"):
+        ensure_postgres_database(database_url)
     sys.path.insert(0, str(ROOT))
     os.environ["DJANGO_SETTINGS_MODULE"] = "connector_site.settings_test"
     os.environ["DATABASE_URL"] = database_url

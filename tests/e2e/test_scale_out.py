@@ -216,9 +216,10 @@ def test_two_web_and_two_worker_processes_share_the_rate_budget_and_lose_nothing
 
 @pytest.mark.xfail(
     strict=True,
-    reason="GAP: with the Redis broker django-q2 has no acknowledgement, so a task held by a killed worker is gone; "
-    "its HullNotification stays `processing` and nothing re-enqueues it (no sweeper of stale pending/processing rows; "
-    "the admin replay only takes `failed` ones).",
+    reason="GAP: with the Redis broker django-q2 has no acknowledgement, so the tasks a killed cluster had taken "
+    "(running, or prefetched into its own queue) are gone; their HullNotifications stay `processing`/`pending` and "
+    "nothing re-enqueues them (no sweeper of stale rows; the admin replay only takes `failed` ones). Measured: "
+    "8 of 8 notifications stuck (4 processing, 4 pending) after all workers were killed and one restarted.",
 )
 def test_all_workers_killed_mid_load_then_restarted_nothing_is_lost(scale_connector, tmp_path):
     import redis

@@ -1,4 +1,4 @@
-"""Creates the demo: a staff login and a connector wired to the local sandboxes."""
+"""Creates the demo: a staff login, a connector wired to the local sandboxes, and some Intercom data."""
 
 from __future__ import annotations
 
@@ -7,15 +7,26 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from sync.models import Connector
+from sandbox.intercom.api import handle_request
+from sandbox.intercom.models import Contact
+from sync.models import Connector, FieldMapping
 from sync.services.connectors import connector_create
 
 DEMO_USERNAME = "admin"
 DEMO_PASSWORD = "admin"  # noqa: S105 - the local demo's documented login
+DEMO_TOKEN = "demo-intercom-token"  # noqa: S105 - the sandbox's demo workspace token
+
+DEMO_CONTACTS = [
+    {"role": "user", "email": "ada@example.com", "external_id": "u-1", "name": "Ada Lovelace"},
+    {"role": "user", "email": "grace@example.com", "external_id": "u-2", "name": "Grace Hopper"},
+    {"role": "user", "email": "alan@example.com", "external_id": "u-3", "name": "Alan Turing"},
+    {"role": "lead", "email": "visitor1@example.com", "name": "First Visitor"},
+    {"role": "lead", "email": "visitor2@example.com", "name": "Second Visitor"},
+]
 
 
 class Command(BaseCommand):
-    help = "Create the demo staff login (admin/admin) and a demo connector talking to the sandboxes."
+    help = "Create the demo staff login (admin/admin), a demo connector talking to the sandboxes, and demo contacts."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
@@ -35,11 +46,23 @@ class Command(BaseCommand):
                 hull_secret="demo-hull-secret",
                 hull_firehose_url=f"{base_url}/sandbox/hull/firehose",
                 intercom_api_base=f"{base_url}/sandbox/intercom",
-                intercom_access_token="demo-intercom-token",
+                intercom_access_token=DEMO_TOKEN,
                 intercom_workspace_id="demo",
                 intercom_workspace_name="Demo workspace (sandbox)",
                 intercom_client_secret="demo-client-secret",
                 synchronized_user_segments=["ALL"],
             )
+            FieldMapping.objects.create(
+                connector=connector, entity="user", direction="outgoing", hull_attribute="name", intercom_attribute="name"
+            )
+        self._seed_intercom_contacts()
         self.stdout.write(self.style.SUCCESS(f"Demo ready: {base_url}/admin/  login {DEMO_USERNAME} / {DEMO_PASSWORD}"))
         self.stdout.write(f"Connector '{connector.name}': {base_url}/admin/sync/connector/{connector.pk}/change/")
+
+    def _seed_intercom_contacts(self) -> None:
+        """Create the demo contacts through the sandbox API (so they look exactly like API-made ones)."""
+        headers = {"Authorization": f"Bearer {DEMO_TOKEN}", "Accept": "application/json"}
+        for contact in DEMO_CONTACTS:
+            if Contact.objects.filter(workspace__id_code="demo", email=contact["email"]).exists():
+                continue
+            handle_request("POST", "/contacts", {}, headers, contact)

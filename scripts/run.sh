@@ -12,6 +12,7 @@ export PUBLIC_BASE_URL=${PUBLIC_BASE_URL:-http://127.0.0.1:$PORT}
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py createcachetable
 .venv/bin/python manage.py seed_demo --base-url "$PUBLIC_BASE_URL"
+.venv/bin/python manage.py setup_schedules
 
 .venv/bin/python manage.py qcluster &
 worker=$!

@@ -57,3 +57,20 @@ def process_export(notification_id: int) -> None:
         logger.warning("task.export.vanished", extra={"notification_id": notification_id})
         return
     export_process(notification=notification)
+
+
+def prune_sync_logs() -> None:
+    """Daily retention: delete log rows past each model's RETENTION_PERIOD (twin of `manage.py prune_sync_logs`)."""
+    from sync.services.ops import sync_logs_prune
+
+    counts = sync_logs_prune()
+    logger.info("task.prune.done", extra={"deleted": counts})
+
+
+def report_statuses() -> None:
+    """Every 5 minutes, as Hull's own scheduler would call /status: PUT each connector's status to Hull."""
+    from sync.hull.status import hull_status_report
+    from sync.models import Connector
+
+    for connector in Connector.objects.filter(is_active=True):
+        hull_status_report(connector=connector)

@@ -17,6 +17,7 @@ from sync.models import HullNotification, IdentityLink, SyncLog, WebhookDelivery
 from tests.conftest import HULL_SECRET
 from webhooks.intercom_auth import intercom_signature
 from webhooks.throttles import PublicEndpointThrottle
+from tests.shared_state import fresh_shared_state  # noqa: F401 - autouse: no Redis state from other tests
 
 CLIENT_SECRET = "sandbox-client-secret"
 HULL_ID = "5c092905c36af496c700012e"
@@ -330,9 +331,19 @@ from schemathesis.specs.openapi.checks import status_code_conformance  # noqa: E
 
 @pytest.fixture
 def openapi_schema(db, connector):
+    from django.core import signals
     from django.core.wsgi import get_wsgi_application
+    from django.db import close_old_connections
 
-    return schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
+    # As Django's test client does: the raw WSGI handler would close the test's connection
+    # (and its transaction) at the end of each request.
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        yield schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
 
 
 openapi = schemathesis.pytest.from_fixture("openapi_schema")

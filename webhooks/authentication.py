@@ -11,7 +11,6 @@ Anything else: 401 and nothing stored. Both classes return `(None, connector)`.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,11 +23,7 @@ from rest_framework.request import Request
 
 from sync.hull.client import HullApiError, fetch_public_key
 from sync.models import Connector
-
-
-def _refuse_non_finite(constant: str) -> None:
-    # Python's json accepts NaN/Infinity, which no JSON column (SQLite JSON_VALID, PostgreSQL jsonb) stores.
-    raise ValueError(f"{constant} is not valid JSON")
+from webhooks.json_body import loads_json_body
 
 
 logger = logging.getLogger("webhooks.hull")
@@ -88,8 +83,8 @@ def parse_json_body(request: Request, limit: int) -> Any:
     if cached is not None:
         return cached
     try:
-        payload = json.loads(body, parse_constant=_refuse_non_finite)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        payload = loads_json_body(body)
+    except (ValueError, UnicodeDecodeError) as exc:
         raise exceptions.ParseError("Malformed JSON body.") from exc
     request._request._hull_json = payload
     return payload

@@ -7,7 +7,6 @@ topic, gets a 200 so Intercom does not retry or suspend the subscription.
 
 from __future__ import annotations
 
-import json
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
@@ -18,12 +17,8 @@ from rest_framework.views import APIView
 
 from sync.incoming.webhooks import webhook_delivery_receive
 from webhooks.intercom_auth import IntercomSignatureAuthentication
+from webhooks.json_body import loads_json_body
 from webhooks.throttles import PublicEndpointThrottle
-
-
-def _refuse_non_finite(constant: str) -> None:
-    # Python's json accepts NaN/Infinity, which no JSON column (SQLite JSON_VALID, PostgreSQL jsonb) stores.
-    raise ValueError(f"{constant} is not valid JSON")
 
 
 class HasVerifiedSignature(BasePermission):
@@ -47,8 +42,8 @@ class IntercomWebhookView(APIView):
     def post(self, request: Request, slug: str) -> Response:
         connector = request.auth
         try:
-            payload = json.loads(request.body, parse_constant=_refuse_non_finite)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+            payload = loads_json_body(request.body)
+        except (ValueError, UnicodeDecodeError) as exc:
             raise exceptions.ParseError("Malformed JSON body.") from exc
         if not isinstance(payload, dict):
             raise exceptions.ParseError("The body must be a JSON object.")

@@ -1,0 +1,38 @@
+"""Reading a public endpoint's JSON body into something every database can store.
+
+Python's `json` accepts more than JSON columns do: NaN/Infinity (neither SQLite's JSON_VALID nor
+PostgreSQL's jsonb), and `\\u0000` in strings (jsonb refuses it). And absurdly deep nesting makes it
+raise RecursionError. All of these must end in a clean 400 or a stored row, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def _refuse_non_finite(constant: str) -> None:
+    raise ValueError(f"{constant} is not valid JSON")
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def loads_json_body(body: bytes | str) -> Any:
+    """`json.loads`, raising ValueError (or UnicodeDecodeError) for anything we would not store."""
+    try:
+        payload = json.loads(body, parse_constant=_refuse_non_finite)
+    except RecursionError as exc:
+        raise ValueError("The JSON body is nested too deeply.") from exc
+    raw = body if isinstance(body, bytes) else body.encode()
+    if b"\\u0000" in raw:
+        # NUL cannot be stored by PostgreSQL; it carries no meaning in Hull or Intercom data.
+        payload = _without_nul(payload)
+    return payload

@@ -105,15 +105,26 @@ def contact_to_hull_user(ctx: IncomingContext, contact: Mapping[str, Any], *, ro
     )
     update.aliases.extend(lead_visitor_anonymous_ids({**contact, "role": role}))  # the browser snippet's alias
     if ctx.connector.legacy_attribute_mode:
-        apply_legacy_attribute_mode(update)
+        apply_legacy_attribute_mode(update, connector=ctx.connector)
     return update
 
 
-def apply_legacy_attribute_mode(update: HullUserUpdate) -> None:
-    """Legacy migration: also the `intercom/` group and the `intercom:<id>` aliases (DECISIONS.md)."""
-    from sync.incoming.legacy import legacy_contact_update
+def apply_legacy_attribute_mode(update: HullUserUpdate, *, connector: Any = None) -> None:
+    """Legacy migration: also the `intercom/` group and the `intercom:<id>` aliases (DECISIONS.md).
 
-    legacy = legacy_contact_update(target=update.role, group_traits=update.traits, intercom_id=update.intercom_id)
+    With `connector`, a lead whose email claim is a known Intercom user's email (IdentityLink) is
+    that user's Hull profile: it adds its legacy aliases but no `intercom/` traits, so it cannot
+    flip the user's `intercom/is_lead` back to true (sync/incoming/legacy.py). Without it, or when
+    nothing is known, every legacy trait and id is sent.
+    """
+    from sync.incoming.legacy import legacy_contact_update, legacy_known_anonymous_ids
+
+    known = None
+    if connector is not None:
+        known = legacy_known_anonymous_ids(connector=connector, role=update.role, email=update.email)
+    legacy = legacy_contact_update(
+        target=update.role, group_traits=update.traits, intercom_id=update.intercom_id, existing_anonymous_ids=known
+    )
     update.traits.update(legacy.traits)
     update.aliases.extend(alias for alias in legacy.anonymous_ids if alias not in update.aliases)
 

@@ -146,6 +146,7 @@ GETTING_STARTED = (
             "intercom_client_secret",
             "intercom_api_base",
             "webhook_url",
+            "website_snippet",
         ),
     },
 )
@@ -177,7 +178,7 @@ class ConnectorAdmin(admin.ModelAdmin):
     list_filter = ("is_active",)
     search_fields = ("name", "slug", "hull_id", "intercom_workspace_id", "intercom_workspace_name")
     prepopulated_fields = {"slug": ("name",)}
-    readonly_fields = ("intercom_connection", "webhook_url", "fetch_buttons")
+    readonly_fields = ("intercom_connection", "webhook_url", "website_snippet", "fetch_buttons")
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = actions.CONNECTOR_ACTIONS
     inlines = [
@@ -280,6 +281,21 @@ class ConnectorAdmin(admin.ModelAdmin):
             "<code>{}</code><div class='help'>Paste it in your Intercom app's Webhooks page and subscribe to the "
             "topics chosen under Events.</div>",
             webhook_url(obj),
+        )
+
+    @admin.display(description="Website snippet")
+    def website_snippet(self, obj: Connector) -> str:
+        """The one-line <script> tag for the website, shown as text with a Copy button (change_form.html)."""
+        if obj.pk is None:
+            return "Shown once the connector is saved."
+        from sync.services.snippet import snippet_tag
+
+        return format_html(
+            '<input type="text" id="website-snippet" class="vLargeTextField" readonly size="90" value="{}" '
+            'onfocus="this.select()"> <button type="button" class="button copy-snippet" data-copy-target="website-snippet">'
+            "Copy</button><div class='help'>{}</div>",
+            snippet_tag(obj),
+            spec_texts.WEBSITE_SNIPPET,
         )
 
     @admin.display(description="Fetch all")

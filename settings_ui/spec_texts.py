@@ -30,6 +30,12 @@ FETCHING = (
     "Fetch All is a manual action that retrieves every contact or company in your Intercom workspace. "
     "Incremental Fetch is a background job that runs at the given interval to retrieve the latest updated ones."
 )
+# "Linking website anonymous traffic with Intercom Leads", in one line, beside the snippet tag.
+WEBSITE_SNIPPET = (
+    "Linking website anonymous traffic with Intercom Leads: with Hull.js on your website, add this tag to its "
+    "<head>. The Intercom visitor id is added to the visitor's aliases, linking the Intercom lead and the online "
+    "visitor profile, and Hull.js tracking and traits calls are also sent to Intercom."
+)
 ADVANCED = "Settings for migrating from the legacy connector and for deleted profiles and linking."
 
 HELP = {

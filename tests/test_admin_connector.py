@@ -278,3 +278,20 @@ def test_patterns_and_unlisted_topics_are_kept_in_the_whitelist(staff_client, co
     html = change_page(staff_client, connector)
     patterns = html[html.index('name="incoming_event_patterns"'):]
     assert "conversation.*" in patterns[: patterns.index("</textarea>")]
+
+
+def test_the_website_snippet_tag_is_shown_escaped_with_a_copy_button(staff_client, connector, offline_intercom, settings):
+    from django.utils.html import escape
+
+    from sync.services.snippet import snippet_tag, snippet_version
+
+    settings.PUBLIC_BASE_URL = "https://connector.example.com"
+    html = change_page(staff_client, connector)
+    tag = snippet_tag(connector)
+    assert tag == f'<script async src="https://connector.example.com/hull/acme/ship.js?v={snippet_version()}"></script>'
+    assert f'value="{escape(tag)}"' in html  # shown as text, never run on the admin page
+    assert tag not in html
+    assert 'data-copy-target="website-snippet"' in html and "navigator.clipboard" in html
+    assert "Linking website anonymous traffic with Intercom Leads" in html
+    getting_started, leads = html.index(">Getting started</h2>"), html.index(">Leads</h2>")
+    assert getting_started < html.index('id="website-snippet"') < leads

@@ -21,6 +21,9 @@ logger = logging.getLogger(__name__)
 
 CONFIRMATION_TEMPLATE = "admin/sync/connector/action_confirmation.html"
 
+# What an action's `run` returns: one success message, or messages each at its own level.
+Outcome = str | list[tuple[int, str]]
+
 
 class ActionRefused(Exception):
     """The connector is not in a state where the action makes sense; the message says why."""
@@ -43,11 +46,12 @@ def confirm_then_run(
     *,
     title: str,
     explanation: str,
-    run: Callable[[Connector], str],
+    run: Callable[[Connector], Outcome],
     segment_options: list[tuple[str, str]] | None = None,
 ) -> TemplateResponse | None:
     """Show a confirmation page; on "Yes, I'm sure" run `run` on each connector and report each outcome.
 
+    `run` returns a success message, or a list of (message level, message) pairs.
     With `segment_options` the page also asks for a Hull segment (picked or typed), posted as `segment`.
     """
     if request.POST.get("post") != "yes" or (segment_options is not None and not request.POST.get("segment", "").strip()):
@@ -74,7 +78,8 @@ def confirm_then_run(
             logger.exception("admin.action.failed", extra={"connector": connector.pk, "title": title})
             modeladmin.message_user(request, f"{connector}: {title} failed: {error}", messages.ERROR)
         else:
-            modeladmin.message_user(request, f"{connector}: {outcome}", messages.SUCCESS)
+            for level, text in [(messages.SUCCESS, outcome)] if isinstance(outcome, str) else outcome:
+                modeladmin.message_user(request, f"{connector}: {text}", level)
     return None
 
 
@@ -221,7 +226,37 @@ def push_segment(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Q
     )
 
 
+def _check_connector(connector: Connector) -> list[tuple[int, str]]:
+    from sync.services.ops import FAIL, WARN, connector_check
+
+    result = connector_check(connector=connector)
+    levels = {FAIL: messages.ERROR, WARN: messages.WARNING}
+    report = [(levels.get(item.level, messages.SUCCESS), f"{item.name}: {item.message}") for item in result.items]
+    if result.ok:
+        report.append((messages.SUCCESS, "ready."))
+    else:
+        report.append((messages.ERROR, "not ready: fix " + ", ".join(item.name for item in result.failures) + "."))
+    return report
+
+
+@admin.action(description="Check connector (Hull, Intercom, webhook URL, rate budget, queue)", permissions=["change"])
+def check_connector(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Connector]) -> TemplateResponse | None:
+    """The admin twin of `manage.py check_connector`: one message per check, at its level."""
+    return confirm_then_run(
+        modeladmin,
+        request,
+        queryset,
+        title="Check connector",
+        explanation=(
+            "Checks the Hull credentials (GET /api/v1/app), Intercom access (GET /me), the webhook URL, the Intercom "
+            "rate budget and the queue, as `manage.py check_connector` does. Nothing is changed."
+        ),
+        run=_check_connector,
+    )
+
+
 CONNECTOR_ACTIONS = [
+    check_connector,
     fetch_all_users,
     fetch_all_leads,
     fetch_all_companies,

@@ -139,3 +139,58 @@ def test_push_segment_refusal_is_a_warning(staff_client, connector):
     url = reverse("admin:sync_connector_run_action", args=[connector.pk, "push_segment"])
     response = staff_client.post(url, {"post": "yes", "segment": "seg-vip"})
     assert "Acme: The connector is paused: an export would be stored but not synced." in messages_of(response)
+
+
+def levelled_messages_of(response) -> list[tuple[str, str]]:
+    return [(m.level_tag, str(m)) for m in response.wsgi_request._messages]
+
+
+def test_check_connector_reports_a_healthy_connector_check_by_check(staff_client, connector, intercom_sandbox, hull_sandbox, settings):
+    settings.PUBLIC_BASE_URL = "https://connector.example.com"
+    url = reverse("admin:sync_connector_run_action", args=[connector.pk, "check_connector"])
+    page = staff_client.get(url)
+    assert page.status_code == 200 and "Yes, I’m sure" in page.content.decode()
+    assert ("GET", "/me") not in [(call.method, call.path) for call in intercom_sandbox.calls]  # nothing before confirming
+    response = staff_client.post(url, {"post": "yes"})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:sync_connector_dashboard", args=[connector.pk])
+    reported = levelled_messages_of(response)
+    assert ("success", "Acme: hull: Hull accepts the connector's credentials for acme.hullapp.io.") in reported
+    assert any(level == "success" and text.startswith("Acme: intercom: Intercom answers GET /me") for level, text in reported)
+    assert ("success", "Acme: webhook: Webhook URL https://connector.example.com/intercom/acme/webhooks") in reported
+    assert ("success", "Acme: queue: Queue: 0 waiting, 0 failed.") in reported
+    assert reported[-1] == ("success", "Acme: ready.")
+    assert {level for level, _ in reported} == {"success"}
+    assert ("GET", "/me") in [(call.method, call.path) for call in intercom_sandbox.calls]
+
+
+def test_check_connector_reports_a_refused_intercom_token_as_an_error(staff_client, connector, intercom_sandbox, hull_sandbox):
+    connector.intercom_access_token = "not-a-token"
+    connector.save()
+    response = run_from_changelist(staff_client, "check_connector", connector, confirm=True)
+    assert response.status_code == 302
+    reported = levelled_messages_of(response)
+    errors = [text for level, text in reported if level == "error"]
+    assert any(text.startswith("Acme: intercom: Intercom refused GET /me (HTTP 401)") for text in errors)
+    assert errors[-1] == "Acme: not ready: fix intercom."
+    assert ("success", "Acme: hull: Hull accepts the connector's credentials for acme.hullapp.io.") in reported
+
+
+def test_check_connector_warnings_are_warnings(staff_client, connector, intercom_sandbox, hull_sandbox):
+    connector.is_active = False
+    connector.save()
+    response = run_from_changelist(staff_client, "check_connector", connector, confirm=True)
+    reported = levelled_messages_of(response)
+    assert ("warning", "Acme: active: The connector is paused: it stores what it receives but syncs nothing.") in reported
+    assert reported[-1] == ("success", "Acme: ready.")
+
+
+def test_check_connector_buttons_on_the_dashboard_and_the_change_page(staff_client, connector):
+    import responses
+
+    url = reverse("admin:sync_connector_run_action", args=[connector.pk, "check_connector"])
+    dashboard = staff_client.get(reverse("admin:sync_connector_dashboard", args=[connector.pk])).content.decode()
+    assert f'href="{url}">Check connector</a>' in dashboard
+    with responses.RequestsMock(assert_all_requests_are_fired=False):  # Intercom unreachable: the pickers fall back
+        change = staff_client.get(reverse("admin:sync_connector_change", args=[connector.pk])).content.decode()
+    assert f'href="{url}" class="check-connector">Check connector</a>' in change

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.plugins.intercom_sandbox", "tests.plugins.hull_sandbox"]
+pytest_plugins = ["tests.plugins.intercom_sandbox", "tests.plugins.hull_sandbox", "tests.shared_state"]
 
 from sync.models import Connector
 from sync.services.connectors import connector_create

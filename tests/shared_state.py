@@ -2,7 +2,7 @@
 rate budget and the throttle counters live in Redis. Tests on the sandboxes' virtual clock must not
 inherit a window from another test, so the keys are removed around each test.
 
-Import `fresh_shared_state` into a test module to activate it there (it is autouse).
+Registered for every test in tests/conftest.py (`pytest_plugins`); autouse.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ import requests
 from sync import tasks
 from sync.models import DeliveryStatus, HullNotification, SyncCursor, SyncLog, WebhookDelivery
 from webhooks.intercom_auth import intercom_signature
-from tests.shared_state import fresh_shared_state  # noqa: F401 - autouse: no Redis state from other tests
 
 USERS = 6
 EVENT = "Signed Up"

@@ -17,7 +17,6 @@ from sync.models import HullNotification, IdentityLink, SyncLog, WebhookDelivery
 from tests.conftest import HULL_SECRET
 from webhooks.intercom_auth import intercom_signature
 from webhooks.throttles import PublicEndpointThrottle
-from tests.shared_state import fresh_shared_state  # noqa: F401 - autouse: no Redis state from other tests
 
 CLIENT_SECRET = "sandbox-client-secret"
 HULL_ID = "5c092905c36af496c700012e"

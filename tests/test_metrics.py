@@ -16,7 +16,6 @@ from sync.synclog import log_outcome
 from webhooks import metrics
 from webhooks.intercom_auth import intercom_signature
 from webhooks.throttles import PublicEndpointThrottle
-from tests.shared_state import fresh_shared_state  # noqa: F401 - autouse: no Redis state from other tests
 
 API = "https://api.intercom.io"
 

@@ -17,7 +17,6 @@ from sync.logging import JsonFormatter
 from sync.models import Connector, HullNotification, WebhookDelivery
 from tests.conftest import HULL_SECRET, INTERCOM_TOKEN
 from webhooks.intercom_auth import intercom_signature
-from tests.shared_state import fresh_shared_state  # noqa: F401 - autouse: no Redis state from other tests
 
 CLIENT_SECRET = "sandbox-client-secret"
 SECRETS = (HULL_SECRET, INTERCOM_TOKEN, CLIENT_SECRET)

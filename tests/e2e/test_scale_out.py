@@ -242,7 +242,7 @@ def test_all_workers_killed_mid_load_then_restarted_nothing_is_lost(scale_connec
             time.sleep(0.05)
         stack.kill_clusters()  # mid-notification, every worker at once
         stack.start_cluster()
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 45  # what survives in Redis is done in seconds; the rest never is
         while time.monotonic() < deadline:
             if not HullNotification.objects.filter(status__in=open_statuses).exists():
                 break

@@ -463,9 +463,6 @@ def _finish(cursor: SyncCursor, status: str) -> None:
 
 def _halt(cursor: SyncCursor, exc: Any, *, chain: bool) -> StepResult:
     """Rate limited: record the halt, resume this same page at the reset time (STYLE.md 7)."""
-    from django_q.models import Schedule
-    from django_q.tasks import schedule
-
     reset_at = getattr(exc, "reset_at", None)
     if isinstance(reset_at, (int, float)):
         resume_at = datetime.fromtimestamp(reset_at, tz=dt_timezone.utc)
@@ -487,15 +484,7 @@ def _halt(cursor: SyncCursor, exc: Any, *, chain: bool) -> StepResult:
         data={"kind": cursor.kind, "stream": cursor.stream, "resume_at": resume_at.isoformat()},
     )
     if chain:
-        schedule(
-            FETCH_TASK,
-            cursor.connector_id,
-            cursor.kind + CONTINUATION_SUFFIX,
-            cursor.stream,
-            name=f"intercom-fetch-resume:{cursor.pk}:{int(resume_at.timestamp())}",
-            schedule_type=Schedule.ONCE,
-            next_run=resume_at,
-        )
+        _schedule_resume(cursor, resume_at)
     return StepResult("halted")
 
 
@@ -504,20 +493,24 @@ def _transient_failure(cursor: SyncCursor, exc: Exception, *, chain: bool) -> St
     next tick retries it from its start. Fetch-all: resume this page a minute later."""
     _record_failure(cursor, exc)
     if cursor.kind == SyncCursor.Kind.FETCH_ALL and chain:
-        from django_q.models import Schedule
-        from django_q.tasks import schedule
-
-        resume_at = timezone.now() + timedelta(seconds=60)
-        schedule(
-            FETCH_TASK,
-            cursor.connector_id,
-            cursor.kind + CONTINUATION_SUFFIX,
-            cursor.stream,
-            name=f"intercom-fetch-resume:{cursor.pk}:{int(resume_at.timestamp())}",
-            schedule_type=Schedule.ONCE,
-            next_run=resume_at,
-        )
+        _schedule_resume(cursor, timezone.now() + timedelta(seconds=60))
     return StepResult("failed")
+
+
+def _schedule_resume(cursor: SyncCursor, resume_at: datetime) -> None:
+    """A one-off continuation of this run at `resume_at` (a ONCE schedule deletes itself once run)."""
+    from django_q.models import Schedule
+    from django_q.tasks import schedule
+
+    schedule(
+        FETCH_TASK,
+        cursor.connector_id,
+        cursor.kind + CONTINUATION_SUFFIX,
+        cursor.stream,
+        name=f"intercom-fetch-resume:{cursor.pk}:{int(resume_at.timestamp())}",
+        schedule_type=Schedule.ONCE,
+        next_run=resume_at,
+    )
 
 
 def _record_failure(cursor: SyncCursor, exc: Exception) -> None:

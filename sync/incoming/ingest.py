@@ -170,9 +170,16 @@ def _upsert_links(ctx: IncomingContext, entities: Sequence[IngestedEntity]) -> N
             IdentityLink.objects.bulk_update(changed, ["email", "external_id", "last_ingested_updated_at", "updated_at"])
 
 
-def log_incoming_skip(
+def incoming_action(entity: str, outcome: str) -> str:
+    """Hull's message name for an incoming outcome: users and leads log as `incoming.user.*`."""
+    kind = entity if entity in ("account", "event") else "user"
+    return f"incoming.{kind}.{outcome}"
+
+
+def _log_incoming(
     ctx: IncomingContext,
     *,
+    status: str,
     entity: str,
     reason: str,
     message: str,
@@ -184,8 +191,8 @@ def log_incoming_skip(
         ctx.connector,
         direction=Direction.INCOMING,
         entity=entity,
-        status=SyncLog.Status.SKIPPED,
-        action=f"incoming.{'account' if entity == 'account' else entity if entity == 'event' else 'user'}.skip",
+        status=status,
+        action=incoming_action(entity, status),
         reason=reason,
         message=message,
         intercom_id=intercom_id,
@@ -194,25 +201,11 @@ def log_incoming_skip(
     )
 
 
-def log_incoming_error(
-    ctx: IncomingContext,
-    *,
-    entity: str,
-    reason: str,
-    message: str,
-    intercom_id: str = "",
-    data: Mapping[str, Any] | None = None,
-    delivery: WebhookDelivery | None = None,
-) -> None:
-    log_outcome(
-        ctx.connector,
-        direction=Direction.INCOMING,
-        entity=entity,
-        status=SyncLog.Status.ERROR,
-        action=f"incoming.{'account' if entity == 'account' else entity if entity == 'event' else 'user'}.error",
-        reason=reason,
-        message=message,
-        intercom_id=intercom_id,
-        data=dict(data or {}),
-        delivery=delivery,
-    )
+def log_incoming_skip(ctx: IncomingContext, **fields: Any) -> None:
+    """A skipped incoming entity, with its reason."""
+    _log_incoming(ctx, status=SyncLog.Status.SKIPPED, **fields)
+
+
+def log_incoming_error(ctx: IncomingContext, **fields: Any) -> None:
+    """An incoming entity that failed, with the remote system's message."""
+    _log_incoming(ctx, status=SyncLog.Status.ERROR, **fields)

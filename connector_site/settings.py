@@ -138,6 +138,10 @@ FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 default, opted into now
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# Deliveries and notifications still open this long after they arrived are enqueued again
+# (a worker died holding their task); see sync.services.replay.stale_work_requeue.
+STALE_WORK_AFTER_SECONDS = int(os.environ.get("STALE_WORK_AFTER_SECONDS", "600"))
+
 # Payloads bigger than this are refused with 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_REQUEST_BYTES", str(10 * 1024 * 1024)))
 

@@ -74,3 +74,10 @@ def report_statuses() -> None:
 
     for connector in Connector.objects.filter(is_active=True):
         hull_status_report(connector=connector)
+
+
+def requeue_stale_work() -> None:
+    """Every 5 minutes: enqueue again what a dead worker left pending or processing."""
+    from sync.services.replay import stale_work_requeue
+
+    stale_work_requeue()

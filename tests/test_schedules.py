@@ -39,3 +39,42 @@ def test_the_status_task_puts_each_connector_status_to_hull(connector, hull_sand
     reported = hull_sandbox.status(connector)
     expected = hull_status(connector=connector)
     assert reported == {"status": expected.status, "messages": list(expected.messages)}
+
+
+def test_setup_schedules_creates_the_stale_work_sweep(connector):
+    call_command("setup_schedules")
+    assert Schedule.objects.get(name="requeue-stale-work").func == "sync.tasks.requeue_stale_work"
+
+
+def test_open_work_left_by_a_dead_worker_is_processed_by_the_sweep(connector, monkeypatch, django_capture_on_commit_callbacks):
+    from sync.models import DeliveryStatus, HullNotification, WebhookDelivery
+    from sync.services.replay import stale_work_requeue
+
+    processed = []
+    monkeypatch.setattr("sync.tasks.process_notification", lambda pk: processed.append(("notification", pk)))
+    monkeypatch.setattr("sync.tasks.process_webhook_delivery", lambda pk: processed.append(("delivery", pk)))
+    long_ago = timezone.now() - timedelta(hours=1)
+    stuck = HullNotification.objects.create(connector=connector, notification_id="n-1", channel="user:update", status=DeliveryStatus.PROCESSING)
+    fresh = HullNotification.objects.create(connector=connector, notification_id="n-2", channel="user:update")
+    done = HullNotification.objects.create(connector=connector, notification_id="n-3", channel="user:update", status=DeliveryStatus.DONE)
+    waiting = WebhookDelivery.objects.create(connector=connector, notification_id="w-1", topic="user.created")
+    HullNotification.objects.filter(pk__in=[stuck.pk, done.pk]).update(received_at=long_ago)
+    WebhookDelivery.objects.filter(pk=waiting.pk).update(received_at=long_ago)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert stale_work_requeue(older_than=timedelta(minutes=10)) == (1, 1)
+
+    assert sorted(processed) == [("delivery", waiting.pk), ("notification", stuck.pk)]
+    stuck.refresh_from_db()
+    assert stuck.status == DeliveryStatus.PENDING and fresh.pk not in [pk for _, pk in processed]
+
+
+def test_a_paused_connectors_open_work_is_not_requeued(connector):
+    from sync.models import HullNotification
+    from sync.services.replay import stale_work_requeue
+
+    HullNotification.objects.create(connector=connector, notification_id="n-1", channel="user:update")
+    HullNotification.objects.update(received_at=timezone.now() - timedelta(hours=1))
+    connector.is_active = False
+    connector.save()
+    assert stale_work_requeue(older_than=timedelta(minutes=10)) == (0, 0)

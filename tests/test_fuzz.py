@@ -359,3 +359,11 @@ def test_openapi_operations_never_500_and_answer_documented_statuses(case):
         case.validate_response(response, checks=[not_a_server_error, status_code_conformance])
         if response.status_code != 200:
             assert counts() == before
+
+
+def test_nesting_past_the_limit_is_refused_and_at_the_limit_accepted():
+    from webhooks.json_body import MAX_NESTING_DEPTH, loads_json_body
+
+    assert loads_json_body("[" * MAX_NESTING_DEPTH + "]" * MAX_NESTING_DEPTH) is not None
+    with pytest.raises(ValueError, match="nested more than"):
+        loads_json_body("[" * (MAX_NESTING_DEPTH + 1) + "]" * (MAX_NESTING_DEPTH + 1))

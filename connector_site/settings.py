@@ -142,6 +142,15 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # (a worker died holding their task); see sync.services.replay.stale_work_requeue.
 STALE_WORK_AFTER_SECONDS = int(os.environ.get("STALE_WORK_AFTER_SECONDS", "600"))
 
+# Hull side limits: notification body and export file sizes, and the flow-control thresholds (a
+# deeper queue of pending notifications, or fewer Intercom calls left, answers Hull `retry`).
+HULL_MAX_NOTIFICATION_BYTES = int(os.environ.get("HULL_MAX_NOTIFICATION_BYTES", str(64 * 1024 * 1024)))
+HULL_MAX_EXPORT_BYTES = int(os.environ.get("HULL_MAX_EXPORT_BYTES", str(512 * 1024 * 1024)))
+HULL_MAX_PENDING_NOTIFICATIONS = int(os.environ.get("HULL_MAX_PENDING_NOTIFICATIONS", "50"))
+HULL_FLOW_CONTROL_BUDGET_RESERVE = int(os.environ.get("HULL_FLOW_CONTROL_BUDGET_RESERVE", "10"))
+# Messages of one notification synced at once (threads sharing the workspace's rate budget).
+OUTGOING_CONCURRENCY = int(os.environ.get("OUTGOING_CONCURRENCY", "4"))
+
 # Payloads bigger than this are refused with 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_REQUEST_BYTES", str(10 * 1024 * 1024)))
 

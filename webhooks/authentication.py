@@ -29,7 +29,7 @@ from webhooks.json_body import loads_json_body
 logger = logging.getLogger("webhooks.hull")
 
 # Hull notifications can carry thousands of messages; beyond this we answer 413.
-MAX_NOTIFICATION_BYTES = getattr(settings, "HULL_MAX_NOTIFICATION_BYTES", 64 * 1024 * 1024)
+MAX_NOTIFICATION_BYTES = settings.HULL_MAX_NOTIFICATION_BYTES
 
 FLAG_HEADER = "HTTP_X_HULL_SMART_NOTIFIER"
 SIGNATURE_HEADER = "HTTP_X_HULL_SMART_NOTIFIER_SIGNATURE"

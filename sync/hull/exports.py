@@ -25,7 +25,7 @@ from sync.models import Connector, DeliveryStatus, HullNotification, HullSegment
 logger = logging.getLogger("sync.hull.exports")
 
 EXPORT_CHUNK_MESSAGES = 100  # messages per outgoing_messages_sync call (Hull's maxSize default)
-MAX_EXPORT_BYTES = getattr(settings, "HULL_MAX_EXPORT_BYTES", 512 * 1024 * 1024)
+MAX_EXPORT_BYTES = settings.HULL_MAX_EXPORT_BYTES
 OBJECT_TYPES = {"user_report": "user", "account_report": "account"}
 CHANNEL_FOR = {"user": "user:update", "account": "account:update"}
 

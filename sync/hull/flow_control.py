@@ -17,9 +17,9 @@ from sync.models import Connector, DeliveryStatus, HullNotification
 logger = logging.getLogger("sync.hull.flow_control")
 
 # Pending or running notifications per connector above which Hull is asked to wait.
-MAX_PENDING_NOTIFICATIONS = getattr(settings, "HULL_MAX_PENDING_NOTIFICATIONS", 50)
+MAX_PENDING_NOTIFICATIONS = settings.HULL_MAX_PENDING_NOTIFICATIONS
 # Intercom calls left in the current window at or below which Hull is asked to wait.
-BUDGET_RESERVE = getattr(settings, "HULL_FLOW_CONTROL_BUDGET_RESERVE", 10)
+BUDGET_RESERVE = settings.HULL_FLOW_CONTROL_BUDGET_RESERVE
 NEXT_SIZE = 100  # messages per notification we ask for
 NEXT_IN_MS = 1  # ms before the next notification when all is well
 QUEUE_RETRY_IN_MS = 30_000  # a deep queue drains in tens of seconds, not milliseconds

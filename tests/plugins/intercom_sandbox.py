@@ -140,7 +140,16 @@ class IntercomSandbox:
         self.workspace.refresh_from_db()
 
     def set_rate_limit(self, limit: int, window_seconds: int = 10) -> None:
+        """Limit calls per window, and move sandbox time to half a second into a fresh window.
+
+        Intercom's windows are aligned to the epoch (`X-RateLimit-Reset` is a multiple of the
+        window), and so are the sandbox's. Without the move, a test's frozen start time could fall
+        a few seconds before a window change and the client would wait it out in-line instead of
+        halting: a test that passed or failed by the time of day.
+        """
         self._update(rate_limit=limit, rate_window_seconds=window_seconds, window_index=0, window_count=0)
+        if limit and window_seconds:
+            clock.advance(window_seconds - clock.now() % window_seconds + 0.5)
 
     def set_fault_rate(self, share: float, seed: int = 0) -> None:
         api.fault_random.seed(seed)

@@ -86,26 +86,22 @@ def setup_django(database_url: str, redis_url: str) -> None:
 
 
 def create_connector(base_url: str):
-    from sandbox.intercom.models import Workspace
-    from sync.services.connectors import connector_create
+    from sandbox.wiring import connector_on_http_sandboxes
 
-    connector = connector_create(
+    return connector_on_http_sandboxes(
+        base_url=base_url,
+        token=TOKEN,
+        workspace="ws_load",
+        rate_limit=INTERCOM_LIMIT,
         name="Load",
         slug="load",
         hull_organization="load.hullapp.io",
         hull_id=HULL_ID,
         hull_secret=HULL_SECRET,
-        hull_firehose_url=f"{base_url}/sandbox/hull/firehose",
-        intercom_access_token=TOKEN,
-        intercom_workspace_id="ws_load",
         intercom_client_secret=CLIENT_SECRET,
-        intercom_api_base=f"{base_url}/sandbox/intercom",
+        synchronized_user_segments=[SEGMENT["id"]],
+        outgoing_events=["Signed Up"],
     )
-    connector.synchronized_user_segments = [SEGMENT["id"]]
-    connector.outgoing_events = ["Signed Up"]
-    connector.save()
-    Workspace.objects.create(token=TOKEN, id_code="ws_load", name="Load", rate_limit=INTERCOM_LIMIT, rate_window_seconds=10)
-    return connector
 
 
 def notification_body(n: int, users: int) -> bytes:

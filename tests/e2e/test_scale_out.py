@@ -105,27 +105,23 @@ def intercom_webhook(n: int) -> bytes:
 
 @pytest.fixture
 def scale_connector(transactional_db):
-    from sandbox.intercom.models import Workspace
-    from sync.services.connectors import connector_create
+    from sandbox.wiring import connector_on_http_sandboxes
 
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    connector = connector_create(
+    connector = connector_on_http_sandboxes(
+        base_url=f"http://127.0.0.1:{port}",
+        token=TOKEN,
+        workspace="ws_scale",
+        rate_limit=LIMIT,
         name="Scale",
         slug="scale",
         hull_organization="scale.hullapp.io",
         hull_id=HULL_ID,
         hull_secret=HULL_SECRET,
-        hull_firehose_url=f"{base}/sandbox/hull/firehose",
-        intercom_access_token=TOKEN,
-        intercom_workspace_id="ws_scale",
         intercom_client_secret=CLIENT_SECRET,
-        intercom_api_base=f"{base}/sandbox/intercom",
+        synchronized_user_segments=[SEGMENT["id"]],
+        outgoing_events=["Signed Up"],
     )
-    connector.synchronized_user_segments = [SEGMENT["id"]]
-    connector.outgoing_events = ["Signed Up"]
-    connector.save()
-    Workspace.objects.create(token=TOKEN, id_code="ws_scale", name="Scale-out", rate_limit=LIMIT, rate_window_seconds=10)
     return connector, port
 
 

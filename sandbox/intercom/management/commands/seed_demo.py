@@ -9,8 +9,8 @@ from django.core.management.base import BaseCommand
 
 from sandbox.intercom.api import handle_request
 from sandbox.intercom.models import Contact
+from sandbox.wiring import connector_on_http_sandboxes
 from sync.models import Connector, FieldMapping
-from sync.services.connectors import connector_create
 
 DEMO_USERNAME = "admin"
 DEMO_PASSWORD = "admin"  # noqa: S105 - the local demo's documented login
@@ -38,16 +38,15 @@ class Command(BaseCommand):
             User.objects.create_superuser(DEMO_USERNAME, "admin@example.com", DEMO_PASSWORD)
         connector = Connector.objects.filter(slug="demo").first()
         if connector is None:
-            connector = connector_create(
+            connector = connector_on_http_sandboxes(
+                base_url=base_url,
+                token=DEMO_TOKEN,
+                workspace="demo",
                 name="Demo (sandbox)",
                 slug="demo",
                 hull_organization="demo.hullapp.io",
                 hull_id="5c092905c36af496c700012e",
                 hull_secret="demo-hull-secret",
-                hull_firehose_url=f"{base_url}/sandbox/hull/firehose",
-                intercom_api_base=f"{base_url}/sandbox/intercom",
-                intercom_access_token=DEMO_TOKEN,
-                intercom_workspace_id="demo",
                 intercom_workspace_name="Demo workspace (sandbox)",
                 intercom_client_secret="demo-client-secret",
                 synchronized_user_segments=["ALL"],

@@ -21,6 +21,7 @@ import requests
 
 from sync import tasks
 from sync.models import DeliveryStatus, HullNotification, SyncCursor, SyncLog, WebhookDelivery
+from sync.transient import DATABASE_UNAVAILABLE
 from webhooks.intercom_auth import intercom_signature
 
 USERS = 6
@@ -399,9 +400,11 @@ def test_worker_killed_mid_fetch_all_resumes_from_the_checkpoint(connector, hull
 
 
 class DatabaseDown:
-    """Makes every INSERT fail with OperationalError while active (the database went away)."""
+    """While active, the connector's database fails with OperationalError: every INSERT (writes
+    refused, as in a read-only failover), or with `everything=True` every statement (gone). The
+    sandboxes' tables stay up: they stand for Hull and Intercom, which are not in our database."""
 
-    def __init__(self, monkeypatch, table: str = "") -> None:
+    def __init__(self, monkeypatch, table: str = "", *, everything: bool = False) -> None:
         from django.db.backends import utils
 
         self.active = True
@@ -409,7 +412,8 @@ class DatabaseDown:
         down = self
 
         def execute(self, sql, params=None):
-            if down.active and sql.lstrip().upper().startswith("INSERT") and table in sql:
+            hit = everything or sql.lstrip().upper().startswith("INSERT")
+            if down.active and hit and table in sql and "sandbox_" not in sql:
                 from django.db import OperationalError
 
                 raise OperationalError("could not connect to server (simulated)")
@@ -439,3 +443,119 @@ def test_database_down_at_receipt_is_never_acknowledged_then_the_retry_is_stored
     assert client.post("/intercom/acme/webhooks", data=body, content_type="application/json", HTTP_X_HUB_SIGNATURE=signature).status_code == 200
     assert client.post("/hull/acme/smart-notifier", data=notification, content_type="application/json").status_code == 200
     assert WebhookDelivery.objects.count() == 1 and HullNotification.objects.count() == 1
+
+
+@pytest.mark.parametrize("everything", [False, True], ids=["writes-refused", "all-queries-fail"])
+def test_database_gone_mid_notification_then_back_every_user_synced_once(
+    transactional_db, connector, world, django_capture_on_commit_callbacks, monkeypatch, everything
+):
+    """The database goes away in the worker after Intercom created the 3rd contact and comes back later."""
+    from sync.hull import notifications as hull_notifications
+    from sync.intercom.client import IntercomClient
+
+    hull_sandbox, intercom_sandbox = world
+    real_create = IntercomClient.create_contact
+    outage: list[DatabaseDown] = []
+
+    def create_then_lose_the_database(self, body):
+        result = real_create(self, body)
+        if len(intercom_sandbox.contacts()) == 3 and not outage:
+            outage.append(DatabaseDown(monkeypatch, everything=everything))
+        return result
+
+    # Hull's delivery is stored and acknowledged; the worker picks it up (here: called directly).
+    monkeypatch.setattr(hull_notifications, "enqueue_notification", lambda pk, **_: None)
+    notify(hull_sandbox, connector, django_capture_on_commit_callbacks)
+    monkeypatch.setattr(IntercomClient, "create_contact", create_then_lose_the_database)
+    try:
+        tasks.process_notification(HullNotification.objects.get().pk)
+    except DATABASE_UNAVAILABLE:
+        pass  # not even the retry could be written down: the task fails and the stale-work sweep re-runs it
+    assert outage, "the outage never started"
+    outage[0].active = False
+    notification = HullNotification.objects.get()
+    assert notification.status in (DeliveryStatus.PENDING, DeliveryStatus.PROCESSING), notification.error  # open, not failed
+    assert not SyncLog.objects.filter(status=SyncLog.Status.ERROR).exists()  # no user blamed for the outage
+
+    drain_notifications(intercom_sandbox, django_capture_on_commit_callbacks)
+    assert HullNotification.objects.get().status == DeliveryStatus.DONE
+    assert_exactly_once(intercom_sandbox, hull_sandbox)
+    rows = Counter(SyncLog.objects.filter(direction="outgoing", entity__in=["user", "lead"]).values_list("email", "status"))
+    assert rows == {(f"user{n}@acme.com", SyncLog.Status.SUCCESS): 1 for n in range(USERS)}, rows  # one row per user
+    events = Counter(SyncLog.objects.filter(direction="outgoing", entity="event").values_list("data__event_id", flat=True))
+    assert events == {f"evt-{n}": 1 for n in range(USERS)}, events
+
+
+@pytest.mark.parametrize("everything", [False, True], ids=["writes-refused", "all-queries-fail"])
+def test_database_gone_mid_webhook_batch_then_back_every_contact_once(
+    transactional_db, client, connector, hull_sandbox, intercom_sandbox, monkeypatch, everything
+):
+    """Five deliveries stored and acknowledged; the database goes away after the 3rd reached Hull."""
+    from sync.incoming import handlers, webhooks
+
+    monkeypatch.setattr(webhooks, "enqueue_task", lambda *args, **kwargs: None)  # the worker: called below
+    bodies = [_webhook(n) for n in range(5)]
+    for body in bodies:
+        response = client.post("/intercom/acme/webhooks", data=body, content_type="application/json",
+                               HTTP_X_HUB_SIGNATURE=intercom_signature("sandbox-client-secret", body))
+        assert response.status_code == 200
+    real_send = handlers.send_user_update
+    outage: list[DatabaseDown] = []
+
+    def send_then_lose_the_database(batch, update):
+        result = real_send(batch, update)
+        if len(hull_sandbox.users()) == 3 and not outage:
+            outage.append(DatabaseDown(monkeypatch, everything=everything))
+        return result
+
+    monkeypatch.setattr(handlers, "send_user_update", send_then_lose_the_database)
+    pks = list(WebhookDelivery.objects.order_by("pk").values_list("pk", flat=True))
+    for pk in pks:
+        try:
+            tasks.process_webhook_delivery(pk)
+        except DATABASE_UNAVAILABLE:
+            pass  # the task fails; django-q2 or the stale-work sweep runs it again
+    assert outage, "the outage never started"
+    outage[0].active = False
+    assert not WebhookDelivery.objects.filter(status=DeliveryStatus.FAILED).exists()  # nobody blamed for the outage
+
+    for pk in WebhookDelivery.objects.exclude(status=DeliveryStatus.DONE).values_list("pk", flat=True):
+        tasks.process_webhook_delivery(pk)  # the retry (schedule, redelivery or sweep)
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {DeliveryStatus.DONE}
+    emails = Counter(u.get("email") for u in hull_sandbox.users())
+    assert emails == {f"hook{n}@acme.com": 1 for n in range(5)}, emails
+    rows = Counter(SyncLog.objects.filter(direction="incoming").values_list("email", "status"))
+    assert rows == {(f"hook{n}@acme.com", SyncLog.Status.SUCCESS): 1 for n in range(5)}, rows
+
+
+def test_database_gone_mid_fetch_all_then_back_resumes_and_every_contact_once(
+    transactional_db, connector, hull_sandbox, intercom_sandbox, monkeypatch
+):
+    from sync.incoming import fetch
+
+    total = 7
+    for n in range(total):
+        intercom_sandbox.add_contact(role="user", email=f"fetch{n}@acme.com", external_id=f"f-{n}")
+    monkeypatch.setattr(fetch, "CONTACT_PAGE_SIZE", 2)
+    real_ingest = fetch._ingest_page
+    outage: list[DatabaseDown] = []
+
+    def ingest_then_lose_the_database(ctx, cursor, page):
+        result = real_ingest(ctx, cursor, page)
+        if len(hull_sandbox.users()) == 4 and not outage:
+            outage.append(DatabaseDown(monkeypatch, everything=True))  # the page is in Hull, its checkpoint is not
+        return result
+
+    monkeypatch.setattr(fetch, "_ingest_page", ingest_then_lose_the_database)
+    cursor = fetch.connector_fetch_all(connector=connector, stream="users", enqueue=False)
+    with pytest.raises(DATABASE_UNAVAILABLE):
+        fetch.fetch_run_to_end(connector=connector, kind=SyncCursor.Kind.FETCH_ALL, stream="users")
+    outage[0].active = False
+    SyncCursor.objects.filter(pk=cursor.pk).update(locked_until=None)  # the lease could not be released: it expires
+    cursor.refresh_from_db()
+    assert cursor.status == SyncCursor.Status.RUNNING  # not failed: it continues from its checkpoint
+
+    cursor = fetch.fetch_run_to_end(connector=connector, kind=SyncCursor.Kind.FETCH_ALL, stream="users")
+    assert cursor.status == SyncCursor.Status.DONE
+    emails = Counter(u.get("email") for u in hull_sandbox.users())
+    assert emails == {f"fetch{n}@acme.com": 1 for n in range(total)}, emails

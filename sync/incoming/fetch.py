@@ -43,6 +43,7 @@ from sync.incoming.payloads import normalise_company, normalise_contact
 from sync.incoming.transforms import company_to_hull_account, contact_to_hull_user
 from sync.models import Connector, Direction, SyncCursor, SyncLog
 from sync.synclog import log_outcome
+from sync.transient import DATABASE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ def fetch_step(*, connector: Connector, kind: str, stream: str, chain: bool = Tr
         result = _step_locked(connector, cursor, continuation)
     except IntercomRateLimited as exc:
         result = _halt(cursor, exc, chain=chain)
-    except (IntercomServerError, IntercomUnavailable) as exc:
+    except (IntercomServerError, IntercomUnavailable, *DATABASE_UNAVAILABLE) as exc:
         result = _transient_failure(cursor, exc, chain=chain)
     except Exception as exc:
         _record_failure(cursor, exc)
@@ -489,8 +490,9 @@ def _halt(cursor: SyncCursor, exc: Any, *, chain: bool) -> StepResult:
 
 
 def _transient_failure(cursor: SyncCursor, exc: Exception, *, chain: bool) -> StepResult:
-    """Intercom kept failing after the client's own retries. Incremental: the run fails and the
-    next tick retries it from its start. Fetch-all: resume this page a minute later."""
+    """Intercom kept failing after the client's own retries, or the database went away. Incremental:
+    the run fails and the next tick retries it from its start. Fetch-all: resume this page a minute
+    later. (If the database cannot even record this, the exception fails the task instead.)"""
     _record_failure(cursor, exc)
     if cursor.kind == SyncCursor.Kind.FETCH_ALL and chain:
         _schedule_resume(cursor, timezone.now() + timedelta(seconds=60))

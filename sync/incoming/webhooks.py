@@ -22,6 +22,7 @@ from sync.incoming.queue import enqueue_task
 from sync.incoming.topics import handler_for, ignored_reason, topic_is_whitelisted
 from sync.models import Connector, DeliveryStatus, Direction, SyncLog, WebhookDelivery
 from sync.synclog import log_outcome
+from sync.transient import DATABASE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -111,12 +112,15 @@ def webhook_delivery_process(*, delivery: WebhookDelivery) -> None:
     except IntercomRateLimited as exc:
         _retry_later(delivery, reason="rate_limited", message=str(exc), at=_reset_time(exc), halted=True)
         return
-    except (IntercomServerError, IntercomUnavailable) as exc:
+    except (IntercomServerError, IntercomUnavailable, *DATABASE_UNAVAILABLE) as exc:
+        # Not the delivery's fault: retried with back-off (if the database lets us write that
+        # down; if not, the exception fails the task and the stale-work sweep re-runs it).
+        reason = "database_unavailable" if isinstance(exc, DATABASE_UNAVAILABLE) else "intercom_unavailable"
         if delivery.attempts >= MAX_TRANSIENT_ATTEMPTS:
-            _fail(delivery, reason="intercom_unavailable", message=str(exc))
+            _fail(delivery, reason=reason, message=str(exc))
             return
         delay = min(RETRY_BASE_SECONDS * 2 ** (delivery.attempts - 1), RETRY_MAX_SECONDS)
-        _retry_later(delivery, reason="intercom_unavailable", message=str(exc), at=timezone.now() + timedelta(seconds=delay))
+        _retry_later(delivery, reason=reason, message=str(exc), at=timezone.now() + timedelta(seconds=delay))
         return
     except Exception as exc:
         # A bug or a Hull failure: recorded, then raised so django-q2 retries (handlers are idempotent).

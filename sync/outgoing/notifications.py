@@ -34,11 +34,14 @@ from sync.outgoing.companies import account_sync
 from sync.outgoing.contacts import contact_sync
 from sync.outgoing.context import OutgoingContext, build_context
 from sync.outgoing.routing import COMPANY, SKIP, USER, message_field, route_message
+from sync.transient import DATABASE_RETRY_DELAY, DATABASE_UNAVAILABLE
 
 logger = logging.getLogger("sync.outgoing")
 
 DEFAULT_CONCURRENCY = 4  # threads per notification; Intercom's budget, not CPU, is the limit
 HALT_FALLBACK = timedelta(seconds=60)  # when Intercom gave no reset time
+# What stops the whole batch instead of ending in one entity's error row.
+HALTING_ERRORS = (IntercomRateLimited, IntercomUnauthorized, *DATABASE_UNAVAILABLE)
 
 
 class OutgoingHalted(Exception):
@@ -96,7 +99,7 @@ def _run_guarded(ctx: OutgoingContext, message: Any) -> None:
     """Unexpected errors end in the entity's error row instead of failing the whole batch."""
     try:
         message_sync(ctx, message)
-    except (IntercomRateLimited, IntercomUnauthorized):
+    except HALTING_ERRORS:
         raise
     except Exception as exc:  # noqa: BLE001 - one entity's bug must not lose the other messages
         logger.exception("outgoing.message.crashed", extra={"connector": ctx.connector.pk})
@@ -201,7 +204,7 @@ def _messages_sync(
             for index, message in pending:
                 try:
                     _run_guarded(ctx, message)
-                except (IntercomRateLimited, IntercomUnauthorized) as exc:
+                except HALTING_ERRORS as exc:
                     halt = exc
                     break
                 progress.mark(index)
@@ -213,10 +216,12 @@ def _messages_sync(
         ctx.firehose.flush()
         ctx.record_sent_payloads()
         progress.save()
-    if halt is not None:
-        if isinstance(halt, IntercomRateLimited):
-            raise OutgoingHalted(f"Intercom rate limit: {halt.message}", resume_at=halt.reset_at) from halt
+    if isinstance(halt, IntercomRateLimited):
+        raise OutgoingHalted(f"Intercom rate limit: {halt.message}", resume_at=halt.reset_at) from halt
+    if isinstance(halt, IntercomUnauthorized):
         raise OutgoingHalted(f"Intercom refused the token: {halt}", retryable=False) from halt
+    if halt is not None:
+        raise halt
 
 
 def _run_pool(ctx: OutgoingContext, pending: list[tuple[int, Any]], progress: _Progress, workers: int) -> BaseException | None:
@@ -236,9 +241,7 @@ def _run_pool(ctx: OutgoingContext, pending: list[tuple[int, Any]], progress: _P
                 exc = future.exception()
                 if exc is None:
                     progress.mark(index)
-                elif isinstance(exc, (IntercomRateLimited, IntercomUnauthorized)):
-                    halt = halt or exc
-                else:  # pragma: no cover - _run_guarded catches everything else
+                else:  # a HALTING_ERRORS one: _run_guarded catches everything else
                     halt = halt or exc
             if halt is not None:
                 queue.clear()
@@ -354,6 +357,13 @@ def notification_process(*, notification: HullNotification) -> None:
         else:
             _finish(notification, DeliveryStatus.FAILED, str(halt))
         logger.warning("outgoing.notification.halted", extra={"connector": connector.pk, "notification": notification.pk})
+        return
+    except DATABASE_UNAVAILABLE as exc:
+        # Not the notification's fault: it waits (if the database lets us say so; if not, the
+        # exception fails the task and the stale-work sweep picks the notification up).
+        _finish(notification, DeliveryStatus.PENDING, f"Database unavailable, retrying: {exc}")
+        _schedule_resume(notification, timezone.now() + DATABASE_RETRY_DELAY)
+        logger.warning("outgoing.notification.database-unavailable", extra={"connector": connector.pk, "notification": notification.pk})
         return
     except Exception as exc:
         _finish(notification, DeliveryStatus.FAILED, f"{type(exc).__name__}: {exc}")

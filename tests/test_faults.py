@@ -14,6 +14,7 @@ task is then simply run again, as django-q2 redelivers an unacknowledged task.
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 
 import pytest
@@ -457,10 +458,13 @@ def test_database_gone_mid_notification_then_back_every_user_synced_once(
     real_create = IntercomClient.create_contact
     outage: list[DatabaseDown] = []
 
+    lock = threading.Lock()  # on PostgreSQL the messages run on the thread pool
+
     def create_then_lose_the_database(self, body):
         result = real_create(self, body)
-        if len(intercom_sandbox.contacts()) == 3 and not outage:
-            outage.append(DatabaseDown(monkeypatch, everything=everything))
+        with lock:
+            if not outage and len(intercom_sandbox.contacts()) >= 3:
+                outage.append(DatabaseDown(monkeypatch, everything=everything))
         return result
 
     # Hull's delivery is stored and acknowledged; the worker picks it up (here: called directly).

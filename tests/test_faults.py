@@ -189,11 +189,23 @@ def test_intercom_down_then_back_failed_entities_are_replayable(connector, world
     assert_exactly_once(intercom_sandbox, hull_sandbox)
 
 
-def test_timeouts_after_intercom_did_the_work_do_not_duplicate(connector, world, django_capture_on_commit_callbacks, monkeypatch):
-    """The nastiest timeout: Intercom created the contact (or event), but the answer never came back."""
+@pytest.mark.parametrize("target", ["user", "lead"])
+def test_timeouts_after_intercom_did_the_work_do_not_duplicate(
+    connector, world, django_capture_on_commit_callbacks, monkeypatch, target
+):
+    """The nastiest timeout: Intercom created the contact (or event), but the answer never came back.
+
+    Leads have no unique field, so a blind retry of the create would make a twin: the batch halts
+    instead and resumes once Intercom's search (here two minutes behind) shows the new contact.
+    """
     from sandbox.intercom import api
+    from sync.outgoing.notifications import SEARCH_SETTLE
 
     hull_sandbox, intercom_sandbox = world
+    if target == "lead":
+        connector.synchronized_lead_segments, connector.synchronized_user_segments = connector.synchronized_user_segments, []
+        connector.save()
+    intercom_sandbox.set_search_lag(120)
     real = api.handle_request
     seen: Counter = Counter()
 
@@ -208,10 +220,18 @@ def test_timeouts_after_intercom_did_the_work_do_not_duplicate(connector, world,
 
     monkeypatch.setattr(api, "handle_request", answer_lost)
     notify(hull_sandbox, connector, django_capture_on_commit_callbacks)
+    assert HullNotification.objects.get().status == DeliveryStatus.PENDING  # halted, not failed
+    drain_notifications(intercom_sandbox, django_capture_on_commit_callbacks, advance=SEARCH_SETTLE.total_seconds())
     monkeypatch.setattr(api, "handle_request", real)
-    drain_notifications(intercom_sandbox, django_capture_on_commit_callbacks)
     assert seen, "no timeout was injected"
-    assert_exactly_once(intercom_sandbox, hull_sandbox)
+    assert_exactly_once(intercom_sandbox, hull_sandbox if target == "user" else None)
+    contacts = {c["email"]: c for c in intercom_sandbox.contacts(role=target)}
+    assert len(contacts) == USERS, f"contacts of the wrong role: {sorted(contacts)}"
+    if target == "lead":
+        for n in range(USERS):
+            user = hull_sandbox.user(email=f"user{n}@acme.com") or {}
+            assert user.get("traits_intercom_lead/id") == contacts[f"user{n}@acme.com"]["id"], f"user{n}: lead id never reached Hull"
+    assert not SyncLog.objects.filter(status=SyncLog.Status.ERROR).exists()
 
 
 # -- Hull's firehose down ------------------------------------------------------------------------

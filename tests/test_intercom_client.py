@@ -6,12 +6,14 @@ import logging
 
 import pytest
 import requests
+import urllib3
 
 from sync.intercom.budget import DatabaseBudget, budget_remaining
 from sync.intercom.client import INTERCOM_VERSION, IntercomClient
 from sync.intercom.errors import (
     IntercomConflict,
     IntercomNotFound,
+    IntercomOutcomeUnknown,
     IntercomRateLimited,
     IntercomServerError,
     IntercomUnauthorized,
@@ -97,6 +99,37 @@ def test_a_share_of_server_errors_loses_nothing(intercom_sandbox):
         client.create_contact({"role": "user", "external_id": f"u{n}"})
     assert len(intercom_sandbox.contacts()) == 15
     assert any(status >= 500 for status in intercom_sandbox.responses)
+
+
+def _lost_client(slept: list[float]) -> IntercomClient:
+    return IntercomClient("t", workspace_key="ws_lost", base_url="https://lost.example", max_retries=3, sleep=slept.append)
+
+
+def test_a_create_whose_answer_was_lost_is_not_sent_again(intercom_sandbox, responses_mock):
+    """Intercom may have made the lead: a second POST would make its twin (leads have no unique field)."""
+    responses_mock.add("POST", "https://lost.example/contacts", body=requests.ReadTimeout("read timed out"))
+    slept: list[float] = []
+    with pytest.raises(IntercomOutcomeUnknown) as err:
+        _lost_client(slept).create_contact({"role": "lead", "email": "visitor@example.com"})
+    assert err.value.code == "outcome_unknown"
+    assert len(responses_mock.calls) == 1 and slept == []
+
+
+def test_a_create_that_never_reached_intercom_is_sent_again(intercom_sandbox, responses_mock):
+    refused = requests.ConnectionError(urllib3.exceptions.NewConnectionError(None, "Connection refused"))
+    responses_mock.add("POST", "https://lost.example/contacts", body=refused)
+    responses_mock.add("POST", "https://lost.example/contacts", json={"type": "contact", "id": "c1"})
+    slept: list[float] = []
+    assert _lost_client(slept).create_contact({"role": "lead"})["id"] == "c1"
+    assert len(responses_mock.calls) == 2 and len(slept) == 1
+
+
+def test_an_update_whose_answer_was_lost_is_sent_again(intercom_sandbox, responses_mock):
+    responses_mock.add("PUT", "https://lost.example/contacts/c1", body=requests.ReadTimeout("read timed out"))
+    responses_mock.add("PUT", "https://lost.example/contacts/c1", json={"type": "contact", "id": "c1"})
+    slept: list[float] = []
+    assert _lost_client(slept).update_contact("c1", {"name": "Ada"})["id"] == "c1"  # the same PUT twice is harmless
+    assert len(responses_mock.calls) == 2
 
 
 def test_connection_errors_are_retried_then_raised_as_unavailable(intercom_sandbox, responses_mock):

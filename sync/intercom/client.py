@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import requests
+import urllib3
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
@@ -31,6 +32,7 @@ from sync.intercom.budget import Budget, default_budget
 from sync.intercom.errors import (
     IntercomApiError,
     IntercomNotFound,
+    IntercomOutcomeUnknown,
     IntercomRateLimited,
     IntercomServerError,
     IntercomUnavailable,
@@ -78,6 +80,21 @@ def workspace_session(workspace_key: str, base_url: str) -> requests.Session:
             session.headers.update({"Accept": "application/json", "Intercom-Version": INTERCOM_VERSION})
             _sessions[key] = session
         return session
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the connection was never made (refused, DNS, connect timeout): safe to send again."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    seen: BaseException | None = exc
+    while seen is not None:
+        for arg in (seen, *getattr(seen, "args", ())):
+            if isinstance(arg, urllib3.exceptions.NewConnectionError) or isinstance(
+                getattr(arg, "reason", None), urllib3.exceptions.NewConnectionError
+            ):
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _header_int(headers: Any, name: str) -> int | None:
@@ -140,7 +157,12 @@ class IntercomClient:
 
     # -- the one request method -------------------------------------------------------------
 
-    def _request(self, method: str, path: str, *, params: dict | None = None, json: Any = None) -> Any:
+    def _request(
+        self, method: str, path: str, *, params: dict | None = None, json: Any = None, idempotent: bool = True
+    ) -> Any:
+        """One call with the budget, retries and logging. `idempotent=False` (creates): a transport
+        failure after the request may have reached Intercom raises IntercomOutcomeUnknown instead of
+        sending it again."""
         url = self.base_url + path
         headers = {"Authorization": f"Bearer {self._token}"}
         if json is not None:
@@ -157,6 +179,11 @@ class IntercomClient:
                 )
             except (requests.Timeout, requests.ConnectionError) as exc:
                 self._log(method, path, None, wall, attempt=failures, error=type(exc).__name__)
+                if not idempotent and not _never_sent(exc):
+                    raise IntercomOutcomeUnknown(
+                        f"{type(exc).__name__}: the request may have been carried out, its answer was lost",
+                        status=None, code="outcome_unknown", url=path,
+                    ) from exc  # fmt: skip
                 if failures < self.max_retries:
                     self._backoff(failures)
                     failures += 1
@@ -278,7 +305,7 @@ class IntercomClient:
     # -- contacts --------------------------------------------------------------------------
 
     def create_contact(self, body: dict) -> dict:
-        return self._request("POST", "/contacts", json=body)
+        return self._request("POST", "/contacts", json=body, idempotent=False)
 
     def update_contact(self, contact_id: str, body: dict) -> dict:
         return self._request("PUT", f"/contacts/{_seg(contact_id)}", json=body)

@@ -102,6 +102,20 @@ class IntercomUnavailable(IntercomApiError):
     """Timeouts or connection errors that persisted through the retries."""
 
 
+class IntercomOutcomeUnknown(IntercomUnavailable):
+    """A create was sent but its answer was lost (read timeout, connection dropped mid-answer).
+
+    Not retried in-line: Intercom may have made the contact, and a second create would make a
+    twin (leads have no unique field to answer 409 with). The batch halts instead and resumes
+    once Intercom's search can see a contact created just now, so the resume finds it.
+    """
+
+
+# What stops a whole outgoing batch (it resumes later, or fails as a whole when the token is
+# refused) instead of ending in the one entity's error row.
+BATCH_HALTING_ERRORS: tuple[type[IntercomApiError], ...] = (IntercomRateLimited, IntercomUnauthorized, IntercomOutcomeUnknown)
+
+
 def error_for_status(status: int, *, code: str, message: str, url: str, body: Any) -> IntercomApiError:
     """The typed error for a non-2xx answer (429 is built by the client, which knows the reset)."""
     kwargs: dict[str, Any] = {"status": status, "code": code, "url": url, "body": body}

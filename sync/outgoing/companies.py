@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sync.intercom.errors import IntercomApiError, IntercomRateLimited, IntercomUnauthorized
+from sync.intercom.errors import BATCH_HALTING_ERRORS, IntercomApiError
 from sync.mapping import build_outgoing_attributes, claim_rows, coerce_standard_value, map_incoming
 from sync.models import Entity, SyncLog
 from sync.outgoing.context import OutgoingContext
@@ -100,7 +100,7 @@ def account_sync(
             company = call_with_attribute_retry(
                 ctx, model="company", call=lambda: ctx.intercom.upsert_company(payload), custom_sources=attrs.custom_sources
             )
-        except (IntercomRateLimited, IntercomUnauthorized):
+        except BATCH_HALTING_ERRORS:
             raise
         except IntercomApiError as exc:
             ctx.log("account", SyncLog.Status.ERROR, reason="intercom_error", message=exc.message, data=data, **common)

@@ -24,11 +24,10 @@ from typing import Any
 from sync.defaults import LEAD_GROUP, USER_GROUP
 from sync.incoming.legacy import legacy_contact_update
 from sync.intercom.errors import (
+    BATCH_HALTING_ERRORS,
     IntercomApiError,
     IntercomConflict,
     IntercomNotFound,
-    IntercomRateLimited,
-    IntercomUnauthorized,
 )
 from sync.mapping import OutgoingAttributes, build_outgoing_attributes, claim_rows, coerce_standard_value, map_incoming
 from sync.models import Entity, IdentityLink, SyncLog
@@ -175,7 +174,7 @@ def _convert_lead(ctx: OutgoingContext, *, target: str, intercom_id: str, user: 
         return None
     try:
         ctx.intercom.merge_contacts(lead_id=lead_id, user_id=intercom_id)
-    except (IntercomRateLimited, IntercomUnauthorized):
+    except BATCH_HALTING_ERRORS:
         raise
     except IntercomApiError as exc:
         # Not marked converted (Hull's connector did, even on failure): the next push tries again.
@@ -265,7 +264,7 @@ def _link_company(ctx: OutgoingContext, *, message: Any, target: str, intercom_i
         return {"company": outcome.intercom_id, "attached": "already"}
     try:
         ctx.intercom.attach_company(intercom_id, outcome.intercom_id)
-    except (IntercomRateLimited, IntercomUnauthorized):
+    except BATCH_HALTING_ERRORS:
         raise
     except IntercomApiError as exc:
         return {"company": outcome.intercom_id, "error": exc.message}
@@ -321,7 +320,7 @@ def contact_sync(ctx: OutgoingContext, *, message: Any, target: str) -> ContactO
                 contact = _push(ctx, intercom_id=resolution.intercom_id, payload=payload, attrs=attrs, data=data)
         except AmbiguousContact as exc:
             return fail(SyncLog.Status.ERROR, "ambiguous_identity", str(exc), {"candidates": exc.candidates})
-        except (IntercomRateLimited, IntercomUnauthorized):
+        except BATCH_HALTING_ERRORS:
             raise
         except IntercomApiError as exc:
             data["error"] = exc.message

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.intercom.errors import IntercomApiError, IntercomRateLimited, IntercomUnauthorized
+from sync.intercom.errors import BATCH_HALTING_ERRORS, IntercomApiError
 from sync.mapping import to_unix_seconds
 from sync.models import SyncLog
 from sync.outgoing.context import OutgoingContext
@@ -129,7 +129,7 @@ def events_send(
             data["trimmed_metadata"] = payload.trimmed
         try:
             ctx.intercom.create_event(payload.body)
-        except (IntercomRateLimited, IntercomUnauthorized):
+        except BATCH_HALTING_ERRORS:
             raise
         except IntercomApiError as exc:
             rows.append(

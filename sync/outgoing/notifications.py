@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from sync.intercom.errors import IntercomRateLimited, IntercomUnauthorized
+from sync.intercom.errors import BATCH_HALTING_ERRORS, IntercomOutcomeUnknown, IntercomRateLimited, IntercomUnauthorized
 from sync.models import Connector, DeliveryStatus, HullNotification, HullSegment, SyncLog
 from sync.outgoing.attributes import data_attributes_sync
 from sync.outgoing.companies import account_sync
@@ -40,8 +40,10 @@ logger = logging.getLogger("sync.outgoing")
 
 DEFAULT_CONCURRENCY = 4  # threads per notification; Intercom's budget, not CPU, is the limit
 HALT_FALLBACK = timedelta(seconds=60)  # when Intercom gave no reset time
+# After a create whose answer was lost: Intercom's search shows new contacts "within a few minutes".
+SEARCH_SETTLE = timedelta(minutes=5)
 # What stops the whole batch instead of ending in one entity's error row.
-HALTING_ERRORS = (IntercomRateLimited, IntercomUnauthorized, *DATABASE_UNAVAILABLE)
+HALTING_ERRORS = (*BATCH_HALTING_ERRORS, *DATABASE_UNAVAILABLE)
 
 
 class OutgoingHalted(Exception):
@@ -220,6 +222,9 @@ def _messages_sync(
         raise OutgoingHalted(f"Intercom rate limit: {halt.message}", resume_at=halt.reset_at) from halt
     if isinstance(halt, IntercomUnauthorized):
         raise OutgoingHalted(f"Intercom refused the token: {halt}", retryable=False) from halt
+    if isinstance(halt, IntercomOutcomeUnknown):
+        resume_at = timezone.now() + SEARCH_SETTLE
+        raise OutgoingHalted(f"Intercom's answer to a create was lost ({halt}); resuming once its search shows the contact", resume_at=resume_at) from halt
     if halt is not None:
         raise halt
 

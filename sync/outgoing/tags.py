@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.intercom.errors import IntercomNotFound, IntercomRateLimited, IntercomUnauthorized, IntercomApiError
+from sync.intercom.errors import BATCH_HALTING_ERRORS, IntercomApiError, IntercomNotFound
 from sync.mapping import mapping_rows
 from sync.models import Direction, Entity
 from sync.outgoing.context import OutgoingContext
@@ -83,7 +83,7 @@ def contact_tags_sync(
             if on_contact is None or tag_id not in on_contact:
                 ctx.intercom.tag_contact(contact_id, tag_id)
             result.added.append(ctx.tags.name_for(tag_id) or name.strip())  # Intercom's spelling
-        except (IntercomRateLimited, IntercomUnauthorized):
+        except BATCH_HALTING_ERRORS:
             raise
         except IntercomApiError as exc:
             result.errors.append(f"tag {name!r}: {exc.message}")
@@ -96,7 +96,7 @@ def contact_tags_sync(
             result.removed.append(name)
         except IntercomNotFound:
             result.removed.append(name)
-        except (IntercomRateLimited, IntercomUnauthorized):
+        except BATCH_HALTING_ERRORS:
             raise
         except IntercomApiError as exc:
             result.errors.append(f"untag {name!r}: {exc.message}")
@@ -116,7 +116,7 @@ def company_tags_sync(
         try:
             ctx.intercom.tag_companies(name.strip(), [company_id])
             result.added.append(name.strip())
-        except (IntercomRateLimited, IntercomUnauthorized):
+        except BATCH_HALTING_ERRORS:
             raise
         except IntercomApiError as exc:
             result.errors.append(f"tag {name!r}: {exc.message}")
@@ -126,7 +126,7 @@ def company_tags_sync(
         try:
             ctx.intercom.tag_companies(name, [company_id], untag=True)
             result.removed.append(name)
-        except (IntercomRateLimited, IntercomUnauthorized):
+        except BATCH_HALTING_ERRORS:
             raise
         except IntercomApiError as exc:
             result.errors.append(f"untag {name!r}: {exc.message}")

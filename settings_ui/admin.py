@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.core.exceptions import PermissionDenied
@@ -95,7 +96,9 @@ class FieldMappingInline(SectionInline):
         model = "company" if self.entity == Entity.COMPANY else "contact"
         form = type(f"{type(self).__name__}Form", (self.form,), {"ENTITY": self.entity, "DIRECTION": self.direction})
         widget = DatalistInput(attribute_options(obj, model, writable=outgoing), f"intercom-{model}-{self.direction}-fields")
-        return super().get_formset(request, obj, form=form, widgets={"intercom_attribute": widget}, **kwargs)
+        # `widgets` replaces the form's Meta.widgets, so the fixed entity/direction stay hidden here too.
+        widgets = {"entity": forms.HiddenInput, "direction": forms.HiddenInput, "intercom_attribute": widget}
+        return super().get_formset(request, obj, form=form, widgets=widgets, **kwargs)
 
 
 class LeadIncomingInline(FieldMappingInline):

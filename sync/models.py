@@ -51,7 +51,7 @@ class Connector(models.Model):
     hull_organization = models.CharField(max_length=255, blank=True, help_text='Hull organization host, e.g. "acme.hullapp.io".')
     hull_id = models.CharField("Hull connector id", max_length=64, blank=True, db_index=True)
     hull_secret = EncryptedTextField("Hull connector secret", blank=True)
-    hull_firehose_url = models.URLField(blank=True, help_text="Override of the firehose URL (defaults to firehose.<domain>).")
+    hull_firehose_url = models.URLField(blank=True, help_text="Blank for Hull's own firehose (https://firehose.hullapp.io for an organization on hullapp.io); the demo points this at the sandbox.")
 
     # Getting started: Intercom connection.
     intercom_workspace_id = models.CharField(max_length=64, blank=True)
@@ -100,7 +100,7 @@ class Connector(models.Model):
 
     # Advanced.
     legacy_attribute_mode = models.BooleanField(
-        default=False, help_text="Also write the legacy intercom/ group and intercom:<id> anonymous ids (migration)."
+        default=False, help_text="Also write the legacy intercom/ group and intercom:{Intercom id} anonymous ids (migration)."
     )
 
     created_at = models.DateTimeField(auto_now_add=True)

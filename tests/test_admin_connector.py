@@ -295,3 +295,11 @@ def test_the_website_snippet_tag_is_shown_escaped_with_a_copy_button(staff_clien
     assert "Linking website anonymous traffic with Intercom Leads" in html
     getting_started, leads = html.index(">Getting started</h2>"), html.index(">Leads</h2>")
     assert getting_started < html.index('id="website-snippet"') < leads
+
+
+def test_mapping_tables_do_not_offer_entity_or_direction_pickers(staff_client, connector, offline_intercom):
+    """Each table is one entity and one direction: its rows carry them hidden, staff never pick them."""
+    page = change_page(staff_client, connector)
+    pickers = re.findall(r'<select name="([^"]+-(?:entity|direction))"', page)
+    assert pickers == [], pickers
+    assert re.search(r'<input type="hidden" name="[^"]+-0-direction" value="incoming"', page)

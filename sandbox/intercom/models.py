@@ -100,6 +100,7 @@ class Company(models.Model):
 
     class Meta:
         ordering = ["seq"]
+        verbose_name_plural = "companies"
         constraints = [models.UniqueConstraint(fields=["workspace", "company_id"], name="sandbox_company_unique_company_id")]
 
     def __str__(self) -> str:

@@ -35,7 +35,6 @@ CLIENT_SECRET = "bench-load-client-secret"
 HULL_SECRET = "bench-load-hull-secret"
 HULL_ID = "5c092905c36af496c700beef"
 SEGMENT = {"id": "5bd720690026ca86b000004f", "name": "Customers", "type": "users_segment"}
-INTERCOM_LIMIT = 1666  # calls per 10 s: Intercom's default 10,000 per minute per app
 
 
 def parse_args() -> argparse.Namespace:
@@ -92,7 +91,6 @@ def create_connector(base_url: str):
         base_url=base_url,
         token=TOKEN,
         workspace="ws_load",
-        rate_limit=INTERCOM_LIMIT,
         name="Load",
         slug="load",
         hull_organization="load.hullapp.io",

@@ -10,8 +10,12 @@ from sync.models import Connector
 from sync.services.connectors import connector_create
 
 
+# Intercom's default limit: 10,000 calls per minute per app, enforced in 10-second windows.
+INTERCOM_DEFAULT_RATE_LIMIT = 1666
+
+
 def connector_on_http_sandboxes(
-    *, base_url: str, token: str, workspace: str, rate_limit: int = 0, **fields: Any
+    *, base_url: str, token: str, workspace: str, rate_limit: int = INTERCOM_DEFAULT_RATE_LIMIT, **fields: Any
 ) -> Connector:
     """Create a connector whose firehose and Intercom API are the sandboxes served at `base_url`, and
     the sandbox workspace its `token` opens (`rate_limit` calls per 10-second window; 0 = none).

@@ -37,3 +37,23 @@ def staff_user(db, django_user_model):
 def staff_client(client, staff_user):
     client.force_login(staff_user)
     return client
+
+
+@pytest.fixture(autouse=True)
+def every_skip_and_error_row_says_why():
+    """The rule 'a skip with a human reason, an error with the remote message', checked on every
+    SyncLog row any test makes the connector write."""
+    from django.db.models.signals import post_save
+
+    from sync.models import SyncLog
+
+    unexplained: list[tuple[str, str]] = []
+
+    def check(sender, instance, **kwargs):
+        if instance.status != SyncLog.Status.SUCCESS and not (instance.message or "").strip():
+            unexplained.append((instance.action, instance.reason))
+
+    post_save.connect(check, sender=SyncLog, weak=False, dispatch_uid="every_skip_and_error_row_says_why")
+    yield
+    post_save.disconnect(sender=SyncLog, dispatch_uid="every_skip_and_error_row_says_why")
+    assert not unexplained, f"SyncLog rows without a human message: {unexplained}"

@@ -44,7 +44,7 @@ def test_status_is_ok_when_configured_and_quiet(connector):
 def test_many_errors_and_no_success_is_an_error(connector):
     connector.synchronized_user_segments = ["ALL"]
     for n in range(11):
-        log_outcome(connector, direction="outgoing", entity="user", status="error", action="outgoing.user.error", reason="INTERCOM_4XX", email=f"u{n}@x.io")
+        log_outcome(connector, direction="outgoing", entity="user", status="error", action="outgoing.user.error", reason="INTERCOM_4XX", message="Bad Request", email=f"u{n}@x.io")
     assert connector_status(connector=connector).status == "error"
 
 
@@ -89,7 +89,7 @@ def test_the_dashboard_shows_the_rate_limit_budget_left(staff_client, connector)
 
 def test_the_dashboard_counts_the_last_24_hours_per_entity_and_lists_latest_errors(staff_client, connector):
     log_outcome(connector, direction="outgoing", entity="user", status="success", action="outgoing.user.success", email="a@x.io")
-    log_outcome(connector, direction="outgoing", entity="user", status="skip", action="outgoing.user.skip", reason="NOT_IN_SEGMENT")
+    log_outcome(connector, direction="outgoing", entity="user", status="skip", action="outgoing.user.skip", reason="not_in_segment", message="User is not present in any of the defined segments")
     log_outcome(connector, direction="outgoing", entity="user", status="error", action="outgoing.user.error", reason="INTERCOM_4XX", message="Custom attribute 'x' does not exist", email="bad@x.io")
     old = log_outcome(connector, direction="outgoing", entity="user", status="success", action="outgoing.user.success")
     SyncLog.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=2))

@@ -29,7 +29,7 @@ def log_row(connector, delivery):
 
 
 def test_sync_log_is_searchable_by_email_and_ids(staff_client, log_row, connector):
-    log_outcome(connector, direction="outgoing", entity="user", status="skip", action="outgoing.user.skip", email="other@x.io")
+    log_outcome(connector, direction="outgoing", entity="user", status="skip", action="outgoing.user.skip", reason="not_in_segment", message="User is not present in any of the defined segments", email="other@x.io")
     url = reverse("admin:sync_synclog_changelist")
     for term in ("lea@x.io", "hull-1", "65f0"):
         html = staff_client.get(url, {"q": term}).content.decode()

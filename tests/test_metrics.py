@@ -76,7 +76,7 @@ def test_queue_depths_count_open_and_failed_deliveries(client, connector):
 def test_sync_outcomes_of_the_last_hour_by_status_and_action(client, connector):
     for _ in range(2):
         log_outcome(connector, direction="outgoing", entity="user", status="success", action="outgoing.user.success")
-    log_outcome(connector, direction="outgoing", entity="user", status="error", action="outgoing.user.error")
+    log_outcome(connector, direction="outgoing", entity="user", status="error", action="outgoing.user.error", message="Bad Request")
     got = samples(client.get("/metrics").content.decode())
     key = ("connector_sync_outcomes_last_hour", frozenset({("connector", "acme"), ("status", "success"), ("action", "outgoing.user.success")}))
     assert got[key] == 2

@@ -128,6 +128,8 @@ def test_s1_export_as_leads_inserts_the_lead_with_events_and_tags(s1_connector, 
     assert event_rows.count(("outgoing.event.success", "")) == 3
     assert ("outgoing.event.skip", "event_not_whitelisted") in event_rows
     assert ("outgoing.event.skip", "event_from_intercom") in event_rows
+    skipped = SyncLog.objects.filter(connector=s1_connector, entity="event", status=SyncLog.Status.SKIPPED)
+    assert all(row.message for row in skipped), "a skip without a human reason"
     notification.refresh_from_db()
     assert notification.status == DeliveryStatus.DONE and notification.processed_messages == [0]
 

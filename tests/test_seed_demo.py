@@ -27,6 +27,7 @@ def test_the_demo_connector_talks_to_the_sandboxes_and_the_documented_login_work
     assert connector.intercom_workspace_id == Workspace.objects.get(token=connector.intercom_access_token).id_code
     me = client.get("/sandbox/intercom/me", HTTP_AUTHORIZATION=f"Bearer {connector.intercom_access_token}")
     assert me.status_code == 200 and me.json()["app"]["id_code"] == "demo"
+    assert me.headers["X-RateLimit-Limit"] == "1666"  # Intercom's default, so the dashboard shows a budget
     assert Contact.objects.filter(workspace__id_code="demo").count() == 5
 
     assert client.login(username="admin", password="admin")

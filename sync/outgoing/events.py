@@ -20,7 +20,7 @@ from sync.intercom.errors import BATCH_HALTING_ERRORS, IntercomApiError
 from sync.mapping import to_unix_seconds
 from sync.models import SyncLog
 from sync.outgoing.context import OutgoingContext
-from sync.outgoing.routing import SkipReason, event_whitelisted
+from sync.outgoing.routing import SKIP_MESSAGES, SkipReason, event_whitelisted
 
 METADATA_MAX_KEYS = 10  # Intercom silently drops keys past the tenth; we choose and log instead
 EVENT_NAME_LIMIT = 255
@@ -109,7 +109,7 @@ def events_send(
         common = {"hull_id": hull_id, "email": email, "external_id": external_id}
         reason = _skip_reason(ctx, event)
         if reason:
-            rows.append(ctx.log("event", SyncLog.Status.SKIPPED, reason=reason, data=data, **common))
+            rows.append(ctx.log("event", SyncLog.Status.SKIPPED, reason=reason, message=SKIP_MESSAGES[reason], data=data, **common))
             continue
         if not contact_id:
             rows.append(

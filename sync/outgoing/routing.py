@@ -75,6 +75,9 @@ SKIP_MESSAGES = {
     ),
     SkipReason.OWN_CHANGES_ONLY: "Only attributes written by this connector changed (no echo back to Intercom)",
     SkipReason.IDENTICAL_PAYLOAD: "Identical to the last payload sent to Intercom",
+    SkipReason.EVENTS_OFF: "Send Events is off or the Hull events whitelist is empty: no event goes to Intercom",
+    SkipReason.EVENT_NOT_WHITELISTED: "The event is not in the Hull events whitelist (Events section of the settings)",
+    SkipReason.EVENT_FROM_INTERCOM: "The event came from Intercom: sending it back would make a loop",
 }
 
 

@@ -8,6 +8,7 @@ every other log row about the same entity), and failed deliveries can be replaye
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,8 +17,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
 
 from sync.models import (
+    Connector,
     Entity,
     HullNotification,
     HullSegment,
@@ -91,7 +94,7 @@ class ReplayableAdmin(ReadOnlyAdmin):
 
 @admin.register(SyncLog)
 class SyncLogAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "connector", "direction", "action", "status", "reason", "email", "hull_entity", "intercom_entity", "source")
+    list_display = ("created_at", "connector", "direction", "action", "status", "why", "email", "hull_entity", "intercom_entity", "source")
     list_filter = ("status", "direction", "entity", "reason", "created_at", "connector")
     list_select_related = ("connector", "notification", "delivery")
     search_fields = ("=hull_id", "=intercom_id", "email", "external_id", "message", "action")
@@ -107,6 +110,20 @@ class SyncLogAdmin(ReadOnlyAdmin):
         qs = super().get_queryset(request)
         match = request.resolver_match
         return qs if match and match.url_name and match.url_name.endswith("change") else qs.defer("data")
+
+    def get_list_display(self, request: HttpRequest) -> Sequence[str]:
+        # One connector (the usual deployment): its name in every row only pushes the rest off-screen.
+        if Connector.objects.count() <= 1:
+            return [name for name in self.list_display if name != "connector"]
+        return self.list_display
+
+    @admin.display(description="Why", ordering="reason")
+    def why(self, obj: SyncLog) -> str:
+        """The skip reason or Intercom's error message, readable in the list (whole text on hover)."""
+        text = obj.message or obj.reason
+        if not text:
+            return "—"
+        return format_html('<span title="{}">{}</span>', f"{obj.reason}: {obj.message}" if obj.reason else text, Truncator(text).chars(90))
 
     @admin.display(description="data")
     def data_pretty(self, obj: SyncLog) -> str:

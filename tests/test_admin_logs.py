@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from sync.models import DeliveryStatus, HullNotification, IdentityLink, WebhookDelivery
+from sync.services.connectors import connector_create
 from sync.synclog import log_outcome
 
 pytestmark = pytest.mark.django_db
@@ -99,3 +100,17 @@ def test_the_list_does_not_load_payloads(staff_client, delivery, django_assert_m
     selects = [q["sql"] for q in queries.captured_queries if "sync_webhookdelivery" in q["sql"] and "SELECT" in q["sql"] and '"payload"' not in q["sql"]]
     assert selects, "the changelist query should not select the payload column"
     assert not any('"sync_webhookdelivery"."payload"' in q["sql"] for q in queries.captured_queries)
+
+
+def test_the_list_says_why_in_words_and_leaves_out_the_only_connector(staff_client, connector):
+    message = "Custom attribute 'plan_tier' does not exist on this workspace"
+    log_outcome(connector, direction="outgoing", entity="user", status="error", action="outgoing.user.error",
+                reason="intercom_error", message=message, email="err@x.io")
+    html = staff_client.get(reverse("admin:sync_synclog_changelist")).content.decode()
+    assert "Custom attribute &#x27;plan_tier&#x27; does not exist" in html  # Intercom's words, not just a code
+    assert 'title="intercom_error: Custom attribute' in html
+    assert "column-connector" not in html  # one connector: no column repeating its name
+
+    connector_create(name="Second", slug="second")
+    html = staff_client.get(reverse("admin:sync_synclog_changelist")).content.decode()
+    assert "column-connector" in html

@@ -309,3 +309,35 @@ def test_the_redis_budget_follows_the_same_rules(redis_url):
     budget.exhausted("ws_r", reset=1020.0, now=1001.0)
     assert budget.acquire("ws_r", now=1001.0).wait == pytest.approx(19.0)
     assert budget.acquire("ws_r", now=1021.0).wait == 0
+
+
+def _one_probe_opens_each_window(budget, key: str) -> None:
+    budget.record(key, limit=3, remaining=0, reset=1000.0, now=999.0)
+    # The window is over: the first caller goes (the probe), the others wait briefly for its answer
+    # instead of all going and overdrawing the new window.
+    assert budget.acquire(key, now=1000.1).wait == 0
+    for _ in range(3):
+        assert 0 < budget.acquire(key, now=1000.1).wait <= 0.05
+    assert budget.remaining(key, now=1000.1) == 3  # flow control sees a fresh window, not an empty one
+    # The probe's answer opens the window for everyone, counting the probe itself.
+    budget.record(key, limit=3, remaining=2, reset=1010.0, now=1000.2)
+    assert [budget.acquire(key, now=1000.2).wait for _ in range(3)][:2] == [0, 0]
+    assert budget.acquire(key, now=1000.2).wait == pytest.approx(9.8)
+    # A probe that never answers (a timeout) is replaced by the next caller after PROBE_TIMEOUT.
+    assert budget.acquire(key, now=1010.1).wait == 0
+    assert budget.acquire(key, now=1011.0).wait > 0
+    assert budget.acquire(key, now=1012.2).wait == 0
+    # An answer for a window ending sooner than the probe's deadline still opens it.
+    budget.record(key, limit=3, remaining=2, reset=1013.0, now=1012.3)
+    assert budget.acquire(key, now=1012.3).wait == 0
+
+
+@pytest.mark.django_db
+def test_at_a_window_change_one_probe_goes_first_database():
+    _one_probe_opens_each_window(DatabaseBudget(), "ws_probe")
+
+
+def test_at_a_window_change_one_probe_goes_first_redis(redis_url):
+    from sync.intercom.budget import RedisBudget
+
+    _one_probe_opens_each_window(RedisBudget(redis_url), "ws_probe")

@@ -20,6 +20,12 @@ def process_notification(notification_id: int) -> None:
     if notification is None:
         logger.warning("task.notification.vanished", extra={"notification_id": notification_id})
         return
+    if notification.is_export:
+        # Resumes, replays and the stale-work sweep enqueue every kind of notification here.
+        from sync.hull.exports import export_process
+
+        export_process(notification=notification)
+        return
     notification_process(notification=notification)
 
 

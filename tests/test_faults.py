@@ -584,3 +584,61 @@ def test_database_gone_mid_fetch_all_then_back_resumes_and_every_contact_once(
     assert cursor.status == SyncCursor.Status.DONE
     emails = Counter(u.get("email") for u in hull_sandbox.users())
     assert emails == {f"fetch{n}@acme.com": 1 for n in range(total)}, emails
+
+
+# -- exports (Hull's "send to Intercom" batches) ---------------------------------------------------
+
+
+def test_a_rate_limited_export_resumes_with_its_unfinished_chunks_only(
+    connector, world, django_capture_on_commit_callbacks, monkeypatch
+):
+    """An export halted by a minutes-long rate limit waits (not failed, not stuck) and its resume
+    streams the file again but syncs only the chunks that had not finished."""
+    from sync.hull import exports
+
+    hull_sandbox, intercom_sandbox = world
+    monkeypatch.setattr(exports, "EXPORT_CHUNK_MESSAGES", 2)  # 6 users: 3 chunks
+    intercom_sandbox.set_rate_limit(12, window_seconds=300)  # about 3 new users' worth of calls
+    with django_capture_on_commit_callbacks(execute=True):
+        status, _answer, _file = hull_sandbox.export(connector)
+    assert status == 200
+    export = HullNotification.objects.get(is_export=True)
+    assert export.status == DeliveryStatus.PENDING, export.error  # halted, waiting for the reset
+    assert "rate limit" in export.error
+    finished = list(export.processed_messages)
+    assert finished and len(finished) < 3, finished
+
+    intercom_sandbox.set_rate_limit(0)
+    intercom_sandbox.calls.clear()
+    drain_notifications(intercom_sandbox, django_capture_on_commit_callbacks, advance=300)  # the resume schedule
+    export.refresh_from_db()
+    assert export.status == DeliveryStatus.DONE and export.processed_messages == [0, 1, 2]
+    assert export.message_count == USERS
+    resumed = {json.dumps(c.body) for c in intercom_sandbox.calls if c.body}
+    for chunk in finished:  # the finished chunks' users were not looked up or pushed again
+        for n in (2 * chunk, 2 * chunk + 1):
+            assert not any(f"user{n}@acme.com" in body for body in resumed), f"user{n} synced again"
+    assert_exactly_once(intercom_sandbox, hull_sandbox, events=False)
+    rows = Counter(SyncLog.objects.filter(direction="outgoing", entity="user").values_list("email", "status"))
+    assert rows == {(f"user{n}@acme.com", SyncLog.Status.SUCCESS): 1 for n in range(USERS)}, rows
+
+
+def test_an_export_left_by_a_killed_worker_is_swept_up_as_an_export(connector, world, django_capture_on_commit_callbacks, monkeypatch):
+    """The stale-work sweep (and a replay) enqueue every kind of notification the same way: an
+    export must be streamed again, not parsed as a notification and failed as unreadable."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sync.hull import exports
+    from sync.services.replay import stale_work_requeue
+
+    hull_sandbox, intercom_sandbox = world
+    monkeypatch.setattr(exports, "enqueue_export", lambda pk, **_: None)  # the worker died before it ran
+    assert hull_sandbox.export(connector)[0] == 200
+    HullNotification.objects.update(status=DeliveryStatus.PROCESSING, received_at=timezone.now() - timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert stale_work_requeue() == (0, 1)
+    export = HullNotification.objects.get()
+    assert export.status == DeliveryStatus.DONE, export.error
+    assert_exactly_once(intercom_sandbox, hull_sandbox, events=False)

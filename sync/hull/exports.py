@@ -88,20 +88,39 @@ def _sync_chunk(connector: Connector, messages: list[Any], notification: HullNot
 def export_process(*, notification: HullNotification, max_bytes: int | None = None) -> int:
     """Stream the export file and sync it chunk by chunk; returns the number of messages handed on.
 
-    Replaying is safe (the outgoing sync is idempotent), so a crash simply restarts the file.
+    Each finished chunk's index is saved in `processed_messages`, so a resume (after a rate-limit
+    halt, a lost answer, the database going away, a killed worker) streams the file again but syncs
+    only the chunks not finished; a replay clears them and syncs everything again.
     """
+    # Imported here: the outgoing sync imports the Hull side, not the other way round.
+    from sync.outgoing.notifications import WAITING_ERRORS, notification_wait_or_fail
+
     connector = notification.connector
+    if notification.status in (DeliveryStatus.DONE, DeliveryStatus.IGNORED):
+        return 0  # a late duplicate of the task
     payload = notification.payload or {}
     entity = payload.get("entity") or OBJECT_TYPES.get(payload.get("object_type", ""), "user")
     kind = HullSegment.Kind.USER if entity == "user" else HullSegment.Kind.ACCOUNT
     known = segments_by_id(connector, kind)
     segment_id = payload.get("segment_id") or ""
-    HullNotification.objects.filter(pk=notification.pk).update(
-        status=DeliveryStatus.PROCESSING, attempts=notification.attempts + 1
-    )
+    notification.attempts += 1  # the SyncLog of a redo replaces the earlier attempt's rows by it
+    HullNotification.objects.filter(pk=notification.pk).update(status=DeliveryStatus.PROCESSING, attempts=notification.attempts)
+    done_chunks = set(notification.processed_messages or [])
     total = 0
     bad_lines = 0
     chunk: list[Any] = []
+
+    def sync_chunk() -> None:
+        nonlocal total, chunk
+        index = total // EXPORT_CHUNK_MESSAGES
+        if index not in done_chunks:
+            _sync_chunk(connector, chunk, notification)
+            done_chunks.add(index)
+            notification.processed_messages = sorted(done_chunks)
+            HullNotification.objects.filter(pk=notification.pk).update(processed_messages=notification.processed_messages)
+        total += len(chunk)
+        chunk = []
+
     try:
         for raw in stream_export_lines(payload["url"], max_bytes=max_bytes or MAX_EXPORT_BYTES):
             if not raw.strip():
@@ -119,17 +138,17 @@ def export_process(*, notification: HullNotification, max_bytes: int | None = No
                 line = {**line, "segment_ids": [*(line.get("segment_ids") or []), segment_id]}
             chunk.append(export_line_message(line, object_type=entity, segments_by_id=known))
             if len(chunk) >= EXPORT_CHUNK_MESSAGES:
-                _sync_chunk(connector, chunk, notification)
-                total += len(chunk)
-                chunk = []
+                sync_chunk()
         if chunk:
-            _sync_chunk(connector, chunk, notification)
-            total += len(chunk)
+            sync_chunk()
     except HullApiError as exc:
         HullNotification.objects.filter(pk=notification.pk).update(
             status=DeliveryStatus.FAILED, error=str(exc)[:5000], message_count=total, processed_at=timezone.now()
         )
         logger.warning("hull.export.failed", extra={"connector": connector.pk, "messages": total, "error": type(exc).__name__})
+        return total
+    except WAITING_ERRORS as exc:
+        notification_wait_or_fail(notification, exc)
         return total
     error = f"{bad_lines} malformed line(s) skipped" if bad_lines else ""
     HullNotification.objects.filter(pk=notification.pk).update(

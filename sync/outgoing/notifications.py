@@ -181,9 +181,9 @@ def outgoing_messages_sync(
     """Sync messages to Intercom, each ending in its SyncLog rows (linked to `notification`).
 
     The entry point of export batches too (`is_export=True` messages: filters bypassed, "Send
-    batch as" decides). Exports hand over one chunk at a time, so nothing is recorded in
-    `processed_messages` here (chunk indexes would collide); a replayed chunk is made cheap by
-    the idempotent push instead. Raises OutgoingHalted when Intercom stops us.
+    batch as" decides). Exports hand over one chunk at a time and record finished chunks in
+    `processed_messages` themselves, so nothing is recorded here; a chunk redone after a halt is
+    made cheap by the idempotent push. Raises OutgoingHalted when Intercom stops us.
     """
     _messages_sync(connector=connector, messages=messages, notification=notification, context=context, resumable=False)
 
@@ -303,6 +303,28 @@ def _schedule_resume(notification: HullNotification, resume_at: datetime | None)
     )
 
 
+# What sends a notification (or an export) back to wait instead of failing it.
+WAITING_ERRORS = (OutgoingHalted, *DATABASE_UNAVAILABLE)
+
+
+def notification_wait_or_fail(notification: HullNotification, exc: BaseException) -> None:
+    """After a WAITING_ERRORS one: back to pending with its resume scheduled, or failed when Intercom
+    refused the token. The database going away is not the notification's fault either (if the database
+    cannot even record the wait, this raises, the task fails and the stale-work sweep re-runs it)."""
+    if isinstance(exc, OutgoingHalted) and not exc.retryable:
+        _finish(notification, DeliveryStatus.FAILED, str(exc))
+    elif isinstance(exc, OutgoingHalted):
+        _finish(notification, DeliveryStatus.PENDING, str(exc))
+        _schedule_resume(notification, exc.resume_at)
+    else:
+        _finish(notification, DeliveryStatus.PENDING, f"Database unavailable, retrying: {exc}")
+        _schedule_resume(notification, timezone.now() + DATABASE_RETRY_DELAY)
+    logger.warning(
+        "outgoing.notification.halted",
+        extra={"connector": notification.connector_id, "notification": notification.pk, "error": type(exc).__name__},
+    )
+
+
 def notification_process(*, notification: HullNotification) -> None:
     """Parse, refresh segments, dedupe, route and sync every message of a stored notification."""
     from sync.hull.messages import (
@@ -355,20 +377,8 @@ def notification_process(*, notification: HullNotification) -> None:
             notification.message_count = len(messages)
             notification.save(update_fields=["message_count"])
         _messages_sync(connector=connector, messages=messages, notification=notification, resumable=True)
-    except OutgoingHalted as halt:
-        if halt.retryable:
-            _finish(notification, DeliveryStatus.PENDING, str(halt))
-            _schedule_resume(notification, halt.resume_at)
-        else:
-            _finish(notification, DeliveryStatus.FAILED, str(halt))
-        logger.warning("outgoing.notification.halted", extra={"connector": connector.pk, "notification": notification.pk})
-        return
-    except DATABASE_UNAVAILABLE as exc:
-        # Not the notification's fault: it waits (if the database lets us say so; if not, the
-        # exception fails the task and the stale-work sweep picks the notification up).
-        _finish(notification, DeliveryStatus.PENDING, f"Database unavailable, retrying: {exc}")
-        _schedule_resume(notification, timezone.now() + DATABASE_RETRY_DELAY)
-        logger.warning("outgoing.notification.database-unavailable", extra={"connector": connector.pk, "notification": notification.pk})
+    except WAITING_ERRORS as exc:
+        notification_wait_or_fail(notification, exc)
         return
     except Exception as exc:
         _finish(notification, DeliveryStatus.FAILED, f"{type(exc).__name__}: {exc}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import time
 from collections import Counter
@@ -218,7 +219,7 @@ def test_rate_limit_halts_and_reschedules_at_the_reset(connector, fake_intercom,
     seed_users(fake_intercom, 3)
     reset = timezone.now() + timedelta(seconds=40)
     fake_intercom.fail["search_contacts_page"] = lambda n: IntercomRateLimited("429", reset_at=reset) if n == 1 else None
-    result = fetch_step(connector=connector, kind="incremental", stream="users")
+    result = fetch_step(connector=connector, kind=SyncCursor.Kind.INCREMENTAL, stream=SyncCursor.Stream.USERS)
     assert result.status == "halted"
     cursor = cursor_of(connector, "incremental")
     assert cursor.status == "halted" and cursor.locked_until is None
@@ -226,7 +227,7 @@ def test_rate_limit_halts_and_reschedules_at_the_reset(connector, fake_intercom,
     assert halt.reason == "rate_limited"
     resume = Schedule.objects.get(func="sync.tasks.fetch_step")
     assert resume.schedule_type == Schedule.ONCE and abs((resume.next_run - reset).total_seconds()) < 1
-    assert "incremental:next" in resume.args
+    assert ast.literal_eval(resume.args) == (connector.pk, "incremental:next", "users")  # as the scheduler reads it
     # At the reset the continuation picks the same page up (then the last_seen_at pass).
     assert fetch_step(connector=connector, kind="incremental:next", stream="users", chain=False).status == "page"
     assert len(sent_ids(firehose)) == 3
@@ -269,7 +270,7 @@ def test_schedules_follow_the_connector_settings(connector):
     assert names == [f"intercom-fetch:{connector.pk}:users", f"intercom-fetch:{connector.pk}:leads"]
     users = Schedule.objects.get(name=names[0])
     assert (users.func, users.schedule_type, users.minutes) == ("sync.tasks.fetch_step", Schedule.MINUTES, 5)
-    assert eval(users.kwargs) == {"connector_id": connector.pk, "kind": "incremental", "stream": "users"}  # noqa: S307
+    assert ast.literal_eval(users.kwargs) == {"connector_id": connector.pk, "kind": "incremental", "stream": "users"}
     connector.fetch_users_interval = 15
     connector.fetch_leads = False
     connector.fetch_companies = True
@@ -288,3 +289,20 @@ def test_setup_schedules_command_is_idempotent(connector):
     call_command("setup_schedules", stdout=io.StringIO())
     call_command("setup_schedules", stdout=io.StringIO())
     assert Schedule.objects.filter(name__startswith=f"intercom-fetch:{connector.pk}:").count() == 2
+
+
+def test_a_due_schedule_runs_the_incremental_fetch_through_the_django_q2_scheduler(
+    connector, hull_sandbox, intercom_sandbox, django_capture_on_commit_callbacks
+):
+    """What the qcluster does every 30 s: pick the due schedules and run their tasks."""
+    from django_q.brokers import get_broker
+    from django_q.scheduler import scheduler
+
+    intercom_sandbox.add_contact(role="user", email="scheduled@acme.com", external_id="s-1")
+    connector_schedules_update(connector=connector)
+    Schedule.objects.filter(name__startswith="intercom-fetch:").update(next_run=timezone.now() - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):  # each page enqueues the next on commit
+        scheduler(broker=get_broker())  # sync mode in tests: the tasks run here
+    cursor = SyncCursor.objects.get(connector=connector, kind=SyncCursor.Kind.INCREMENTAL, stream="users")
+    assert cursor.status == SyncCursor.Status.DONE, cursor.last_error
+    assert hull_sandbox.user(email="scheduled@acme.com")

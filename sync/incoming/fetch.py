@@ -163,7 +163,8 @@ def connector_schedules_update(*, connector: Connector) -> list[str]:
         fields = {
             "func": FETCH_TASK,
             "args": None,
-            "kwargs": repr({"connector_id": connector.pk, "kind": SyncCursor.Kind.INCREMENTAL.value, "stream": stream}),
+            # Plain values only: django-q2's scheduler reads this back with ast.literal_eval.
+            "kwargs": repr({"connector_id": connector.pk, "kind": SyncCursor.Kind.INCREMENTAL.value, "stream": stream.value}),
             "schedule_type": Schedule.MINUTES,
             "minutes": minutes,  # every N minutes, N from the connector's settings
             "repeats": -1,
@@ -507,8 +508,8 @@ def _schedule_resume(cursor: SyncCursor, resume_at: datetime) -> None:
     schedule(
         FETCH_TASK,
         cursor.connector_id,
-        cursor.kind + CONTINUATION_SUFFIX,
-        cursor.stream,
+        str(cursor.kind) + CONTINUATION_SUFFIX,
+        str(cursor.stream),  # plain strings: the scheduler reads the args back with ast.literal_eval
         name=f"intercom-fetch-resume:{cursor.pk}:{int(resume_at.timestamp())}",
         schedule_type=Schedule.ONCE,
         next_run=resume_at,

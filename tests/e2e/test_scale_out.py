@@ -54,9 +54,11 @@ def database_url() -> str:
 
 
 def private_redis_url() -> str:
-    """The same Redis server, another database: nothing shared with other runs' queues or budgets."""
+    """The same Redis server, the database after REDIS_URL's: nothing shared with other runs' queues or budgets
+    (two runs side by side with REDIS_URL .../2 and .../4 stay apart)."""
     parts = urlsplit(os.environ["REDIS_URL"])
-    return urlunsplit((parts.scheme, parts.netloc, "/9", "", ""))
+    db = int(parts.path.strip("/") or 0)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db + 1}", "", ""))
 
 
 def hull_notification(n: int) -> dict:

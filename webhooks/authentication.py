@@ -13,7 +13,6 @@ from __future__ import annotations
 import hmac
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 import jwt
 from django.conf import settings
@@ -21,7 +20,8 @@ from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from sync.hull.client import HullApiError, fetch_public_key
+from sync.hull.client import HullApiError, fetch_public_key, public_key_url
+from sync.net import UnsafeUrl
 from sync.models import Connector
 from webhooks.json_body import loads_json_body
 
@@ -91,11 +91,12 @@ def parse_json_body(request: Request, limit: int) -> Any:
 
 
 def public_key_host_allowed(url: str) -> bool:
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
+    """Checked with urllib3's parser, as requests will read it (sync.net.check_url)."""
+    try:
+        public_key_url(url, settings.HULL_PUBLIC_KEY_HOSTS)
+    except UnsafeUrl:
         return False
-    host = parts.hostname.lower()
-    return any(host == allowed or host.endswith("." + allowed) for allowed in settings.HULL_PUBLIC_KEY_HOSTS)
+    return True
 
 
 class HullNotificationAuthentication(BaseAuthentication):
@@ -128,12 +129,14 @@ class HullNotificationAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("MISSING_SIGNATURE_HEADERS")
         if version != "v1":
             raise exceptions.AuthenticationFailed("UNSUPPORTED_SIGNATURE_VERSION")
-        if not public_key_host_allowed(key_url):
-            logger.warning("hull.notification.key-host-refused", extra={"connector": connector.pk, "host": urlsplit(key_url).hostname})
-            raise exceptions.AuthenticationFailed("INVALID_CERTIFICATE: public key host not allowed.")
         try:
-            public_key = fetch_public_key(key_url, signature)
-        except HullApiError as exc:
+            safe_url = public_key_url(key_url, settings.HULL_PUBLIC_KEY_HOSTS)
+        except UnsafeUrl as refusal:
+            logger.warning("hull.notification.key-url-refused", extra={"connector": connector.pk, "reason": str(refusal)})
+            raise exceptions.AuthenticationFailed("INVALID_CERTIFICATE: public key URL not allowed.") from refusal
+        try:
+            public_key = fetch_public_key(safe_url, signature, allowed_hosts=settings.HULL_PUBLIC_KEY_HOSTS)
+        except (HullApiError, UnsafeUrl) as exc:
             raise exceptions.AuthenticationFailed("INVALID_CERTIFICATE") from exc
         try:
             claims = jwt.decode(signature, public_key, algorithms=["RS256"], options={"verify_aud": False})

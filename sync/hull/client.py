@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timezone
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import jwt
 import requests
+
+from sync.net import UnsafeUrl, check_url  # noqa: F401 - UnsafeUrl is part of this module's errors
 
 logger = logging.getLogger("sync.hull.client")
 
@@ -303,24 +305,39 @@ def stream_export_lines(
             yield pending
 
 
+HULL_KEY_HOSTS = ("hullapp.io", "hullbeta.io")  # the default of settings.HULL_PUBLIC_KEY_HOSTS
 _public_keys: dict[str, str] = {}  # url -> PEM; Hull's framework caches them per URL too
 
 
-def fetch_public_key(url: str, signature: str, *, timeout: float = 5.0, session: requests.Session | None = None) -> str:
+def public_key_url(url: str, allowed_hosts: Iterable[str]) -> str:
+    """The key URL as the transport will fetch it, or UnsafeUrl: https, no port, no userinfo, no
+    escapes, a plain DNS host under one of `allowed_hosts` (docs/security.md "Hull signatures")."""
+    return check_url(url, allowed_suffixes=list(allowed_hosts)).url
+
+
+def fetch_public_key(
+    url: str, signature: str, *, allowed_hosts: Iterable[str] = HULL_KEY_HOSTS, timeout: float = 5.0, session: requests.Session | None = None
+) -> str:
     """The PEM public key Hull signs notifications with (§2.2: POST the signature to the key URL).
 
-    The caller checks the URL against the allow-list first; this only fetches and caches.
+    The URL is checked here again (UnsafeUrl) and the rebuilt URL is what is fetched; a redirect
+    is never followed (a key host could send us anywhere), it is a refusal.
     """
-    cached = _public_keys.get(url)
+    safe_url = public_key_url(url, allowed_hosts)
+    cached = _public_keys.get(safe_url)
     if cached:
         return cached
     http = session or requests.Session()
     try:
-        response = http.post(url, data=signature, headers={"Content-Type": "text/plain"}, timeout=timeout)
+        response = http.post(
+            safe_url, data=signature, headers={"Content-Type": "text/plain"}, timeout=timeout, allow_redirects=False
+        )
     except (requests.Timeout, requests.ConnectionError) as exc:
-        raise HullUnavailable(f"Public key unreachable: {type(exc).__name__}", url=url) from exc
-    text = response.text if response.status_code < 400 else ""
+        raise HullUnavailable(f"Public key unreachable: {type(exc).__name__}", url=safe_url) from exc
+    if response.is_redirect or response.status_code >= 300:
+        raise HullApiError("The key URL did not answer with a key", status=response.status_code, url=safe_url)
+    text = response.text[:20000]
     if "-----BEGIN PUBLIC KEY-----" not in text:
-        raise HullApiError("No public key at the signature's key URL", status=response.status_code, url=url)
-    _public_keys[url] = text
+        raise HullApiError("No public key at the signature's key URL", status=response.status_code, url=safe_url)
+    _public_keys[safe_url] = text
     return text

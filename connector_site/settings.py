@@ -47,8 +47,23 @@ if not FIELD_ENCRYPTION_KEYS and not DEBUG:
 
 INTERCOM_CLIENT_ID = os.environ.get("INTERCOM_CLIENT_ID", "")
 INTERCOM_CLIENT_SECRET = os.environ.get("INTERCOM_CLIENT_SECRET", "")
-INTERCOM_API_BASE = os.environ.get("INTERCOM_API_BASE", "https://api.intercom.io").rstrip("/")
-INTERCOM_OAUTH_BASE = os.environ.get("INTERCOM_OAUTH_BASE", "https://app.intercom.com").rstrip("/")
+# Each connector's Intercom host comes from its region (sync/intercom/regions.py: US, EU, AU).
+# Another host (a proxy, a test double) only by deployment: this override applies to every
+# connector, API calls and the OAuth token exchange alike. Never a field in the admin.
+INTERCOM_API_BASE_OVERRIDE = os.environ.get("INTERCOM_API_BASE_OVERRIDE", "").rstrip("/")
+# The OAuth consent page's base (".../oauth" is added); blank: the region's own app host.
+INTERCOM_OAUTH_BASE = os.environ.get("INTERCOM_OAUTH_BASE", "").rstrip("/")
+
+# Hull organizations are bare host names under these domains (acme.hullapp.io); the REST API is
+# https://<organization>/api/v1 and the firehose https://firehose.<domain>. The overrides send
+# every connector's Hull calls elsewhere (a proxy); the demo uses the sandbox switch instead.
+HULL_ORGANIZATION_DOMAINS = env_list("HULL_ORGANIZATION_DOMAINS", "hullapp.io,hullbeta.io")
+HULL_API_BASE_OVERRIDE = os.environ.get("HULL_API_BASE_OVERRIDE", "").rstrip("/")
+HULL_FIREHOSE_URL_OVERRIDE = os.environ.get("HULL_FIREHOSE_URL_OVERRIDE", "").rstrip("/")
+# Export files (/batch): any public https host by default; a list narrows it (suffixes).
+HULL_EXPORT_HOSTS = env_list("HULL_EXPORT_HOSTS")
+HULL_EXPORT_DEADLINE_SECONDS = int(os.environ.get("HULL_EXPORT_DEADLINE_SECONDS", "900"))
+HULL_EXPORT_MAX_LINE_BYTES = int(os.environ.get("HULL_EXPORT_MAX_LINE_BYTES", str(4 * 1024 * 1024)))
 
 # Hosts Hull may point us to for its notification-signing public keys (no SSRF).
 HULL_PUBLIC_KEY_HOSTS = env_list("HULL_PUBLIC_KEY_HOSTS", "hullapp.io,hullbeta.io")

@@ -17,8 +17,13 @@ INTERCOM_DEFAULT_RATE_LIMIT = 1666
 def connector_on_http_sandboxes(
     *, base_url: str, token: str, workspace: str, rate_limit: int = INTERCOM_DEFAULT_RATE_LIMIT, **fields: Any
 ) -> Connector:
-    """Create a connector whose firehose and Intercom API are the sandboxes served at `base_url`, and
-    the sandbox workspace its `token` opens (`rate_limit` calls per 10-second window; 0 = none).
+    """Create a connector whose Hull calls (firehose, REST: status, checks, segments) and Intercom
+    API are the sandboxes served at `base_url`, and the sandbox workspace its `token` opens
+    (`rate_limit` calls per 10-second window; 0 = none).
+
+    The two sandbox URLs are not editable in the admin and are used only while SANDBOX_ENABLED is
+    on (sync/intercom/regions.py, sync/hull/client.hull_urls): nothing of the demo goes to the
+    real Hull or Intercom, and no production connector can be pointed at another host this way.
 
     `fields` are the connector's own (name, slug, Hull credentials, filters, ...).
     """

@@ -143,6 +143,9 @@ class ConnectorForm(forms.ModelForm):
         ):
             self.fields[name].choices = segment_choices(connector, kind, getattr(self.instance, name))
         self.fields["incoming_events"].choices = topic_choices()
+        if "intercom_region" in self.fields:
+            # A form that does not send the region keeps the connector's (US for a new one).
+            self.fields["intercom_region"].required = False
         offered = {value for value, _ in self.fields["incoming_events"].choices}
         self.initial["incoming_event_patterns"] = [t for t in self.instance.incoming_events or [] if t not in offered]
         for name, text in spec_texts.HELP.items():
@@ -153,6 +156,9 @@ class ConnectorForm(forms.ModelForm):
                 self.fields[name].help_text = (
                     "Stored (encrypted). Leave blank to keep it, type a new value to replace it. " + self.fields[name].help_text
                 )
+
+    def clean_intercom_region(self) -> str:
+        return self.cleaned_data.get("intercom_region") or self.instance.intercom_region or "us"
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -181,9 +187,13 @@ class ConnectorForm(forms.ModelForm):
             from sync.intercom.errors import IntercomUnauthorized
         except ImportError:  # the client is not there yet: accept the token as it is
             return
-        from django.conf import settings
 
-        base = cleaned.get("intercom_api_base") or settings.INTERCOM_API_BASE
+        from sync.intercom.regions import intercom_api_base
+
+        # The region chosen on this form (a fixed table), or the demo's sandbox base already on the row.
+        probe = Connector(intercom_region=cleaned.get("intercom_region") or self.instance.intercom_region,
+                          intercom_api_base=self.instance.intercom_api_base)
+        base = intercom_api_base(probe)
         try:
             me = IntercomClient(
                 token, workspace_key=cleaned.get("intercom_workspace_id") or "admin-check", base_url=base, max_retries=0

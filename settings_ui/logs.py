@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -19,6 +20,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
+from sync.intercom.regions import sandbox_api_base
 from sync.models import (
     Connector,
     Entity,
@@ -56,7 +58,7 @@ def changelist_link(model: str, label: str, **filters: Any) -> str:
 def intercom_page(row: SyncLog | IdentityLink) -> str | None:
     """The Intercom app page of the row's contact or company; None for the sandbox or unknown ids."""
     connector = row.connector
-    if not row.intercom_id or not connector.intercom_workspace_id or connector.intercom_api_base:
+    if not row.intercom_id or not connector.intercom_workspace_id or sandbox_api_base(connector) or settings.INTERCOM_API_BASE_OVERRIDE:
         return None
     template = INTERCOM_COMPANY_URL if row.entity in (Entity.COMPANY, SyncLog.EntityType.ACCOUNT) else INTERCOM_CONTACT_URL
     return template.format(workspace=connector.intercom_workspace_id, id=row.intercom_id)

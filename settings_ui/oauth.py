@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect
@@ -18,14 +17,18 @@ from django.urls import reverse
 from social_core.backends.oauth import BaseOAuth2
 from social_core.exceptions import AuthException
 
+from sync.intercom.regions import (
+    REGIONS,
+    intercom_api_base,
+    intercom_authorize_url,
+    intercom_token_url,
+    region_from_me,
+)
 from sync.models import Connector
 
 logger = logging.getLogger(__name__)
 
 SESSION_CONNECTOR_KEY = "intercom_oauth_connector_id"
-# The demo's Intercom sandbox lives at <site>/sandbox/intercom, its OAuth page at <site>/sandbox/intercom-oauth/oauth.
-SANDBOX_API_SUFFIX = "/sandbox/intercom"
-SANDBOX_OAUTH_PATH = "/sandbox/intercom-oauth/oauth"
 
 
 def connector_admin_url(connector_id: Any) -> str:
@@ -43,28 +46,35 @@ class IntercomOAuth2(BaseOAuth2):
     STATE_PARAMETER = True
     EXTRA_DATA = [("token_type", "token_type")]
 
-    # URLs are read at call time, from the connector being connected: its API base may be a
-    # regional host (api.eu.intercom.io) or, in the demo, the Intercom sandbox.
-    def _api_base(self) -> str:
+    # URLs are read at call time from the connector being connected, but only its region (a
+    # choice) decides them: the token exchange, which carries the deployment-wide client secret,
+    # goes to Intercom's own host for that region (sync/intercom/regions.py), or to the deployment's
+    # override / the demo's sandbox, never to a host someone typed in the admin.
+    def _connector(self) -> Connector | None:
         connector_id = self.strategy.session_get(SESSION_CONNECTOR_KEY)
-        connector = Connector.objects.filter(pk=connector_id).only("intercom_api_base").first() if connector_id else None
-        return ((connector and connector.intercom_api_base) or settings.INTERCOM_API_BASE).rstrip("/")
+        if not connector_id:
+            return None
+        return Connector.objects.filter(pk=connector_id).only("intercom_region", "intercom_api_base").first()
+
+    def _api_base(self) -> str:
+        return intercom_api_base(self._connector())
 
     def authorization_url(self) -> str:
-        api_base = self._api_base()
-        if settings.SANDBOX_ENABLED and api_base.endswith(SANDBOX_API_SUFFIX):
-            # A connector pointed at the Intercom sandbox is authorized by the sandbox's own page.
-            return api_base[: -len(SANDBOX_API_SUFFIX)] + SANDBOX_OAUTH_PATH
-        return f"{settings.INTERCOM_OAUTH_BASE}/oauth"
+        return intercom_authorize_url(self._connector())
 
     def access_token_url(self) -> str:
-        return f"{self._api_base()}/auth/eagle/token"
+        return intercom_token_url(self._connector())
 
     def request_access_token(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         response = super().request_access_token(*args, **kwargs)
+        if not isinstance(response, dict):
+            raise AuthException(self, "Intercom's token answer was not a JSON object.")
         # Intercom has been seen answering with `token` alone; social-auth expects `access_token`.
         if "access_token" not in response and response.get("token"):
             response["access_token"] = response["token"]
+        if not isinstance(response.get("access_token"), str) or not response.get("access_token"):
+            # Without this the pipeline dies on a KeyError: a 500 instead of a message.
+            raise AuthException(self, "Intercom's token answer had no access token.")
         return response
 
     def auth_complete(self, *args: Any, **kwargs: Any) -> Any:
@@ -104,9 +114,19 @@ def store_token_on_connector(backend: Any, response: dict[str, Any], *args: Any,
         messages.error(request, "Start the Intercom connection from a connector's settings page.")
         return redirect(connector_admin_url(None))
     app = response.get("app") or {}
+    access_token = response.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        messages.error(request, "Intercom did not connect: its answer had no access token. Try connecting again.")
+        return redirect(connector_admin_url(connector.pk))
+    # /me names the workspace's region; Intercom's word wins over the choice (both are in the fixed table).
+    region = region_from_me(response)
+    if region and region != connector.intercom_region:
+        messages.warning(request, f"Intercom says this workspace is hosted in {REGIONS[region].label}: the connector's region now says so too.")
+        connector.intercom_region = region
+        connector.save(update_fields=["intercom_region", "updated_at"])
     intercom_connection_store(
         connector=connector,
-        access_token=response["access_token"],
+        access_token=access_token,
         workspace_id=app.get("id_code", ""),
         workspace_name=app.get("name", ""),
     )

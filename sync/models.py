@@ -13,12 +13,30 @@ from django.db import models
 from django.db.models import Q
 
 from sync.crypto import EncryptedTextField
+from sync.intercom.regions import DEFAULT_REGION, REGION_CHOICES
 
 DEFAULT_INCOMING_EVENTS = ["user.created", "user.deleted", "contact.created"]
 
 
 def default_incoming_events() -> list[str]:
     return list(DEFAULT_INCOMING_EVENTS)
+
+
+def validate_hull_organization(value: str) -> None:
+    """A bare host name under one of Hull's domains: the Hull secret is sent to it (docs/security.md)."""
+    from django.conf import settings
+    from django.core.exceptions import ValidationError
+
+    from sync.net import host_under, is_dns_hostname
+
+    domains = settings.HULL_ORGANIZATION_DOMAINS
+    if not value:
+        return
+    if not is_dns_hostname(value) or not host_under(value, domains) or value in domains:
+        raise ValidationError(
+            "Enter the organization's host name only, like acme.hullapp.io: lower case, no https://, no path, "
+            "no port, under " + " or ".join(domains) + "."
+        )
 
 
 def new_public_token() -> str:
@@ -48,10 +66,19 @@ class Connector(models.Model):
     is_active = models.BooleanField(default=True, help_text="Paused connectors store what they receive but sync nothing.")
 
     # Getting started: Hull credentials (reference/hull-platform.md §1.1).
-    hull_organization = models.CharField(max_length=255, blank=True, help_text='Hull organization host, e.g. "acme.hullapp.io".')
+    hull_organization = models.CharField(
+        max_length=255,
+        blank=True,
+        validators=[validate_hull_organization],
+        help_text='Hull organization host name, e.g. "acme.hullapp.io" (no https://, no path). Hull\'s API and firehose are found from it.',
+    )
     hull_id = models.CharField("Hull connector id", max_length=64, blank=True, db_index=True)
     hull_secret = EncryptedTextField("Hull connector secret", blank=True)
-    hull_firehose_url = models.URLField(blank=True, help_text="Blank for Hull's own firehose (https://firehose.hullapp.io for an organization on hullapp.io); the demo points this at the sandbox.")
+    # Set by the demo set-up (sandbox/wiring.py), never in the admin, and used only while the
+    # sandbox is enabled: Hull's URLs otherwise come from the organization (docs/security.md).
+    hull_firehose_url = models.URLField(
+        blank=True, editable=False, help_text="Demo only: the Hull sandbox's firehose, used while SANDBOX_ENABLED is on."
+    )
 
     # Getting started: Intercom connection.
     intercom_workspace_id = models.CharField(max_length=64, blank=True)
@@ -60,7 +87,18 @@ class Connector(models.Model):
     intercom_client_secret = EncryptedTextField(
         blank=True, help_text="Client secret of the Intercom app, used to verify webhook signatures (defaults to INTERCOM_CLIENT_SECRET)."
     )
-    intercom_api_base = models.URLField(blank=True, help_text="Blank for https://api.intercom.io; the demo points this at the sandbox.")
+    intercom_region = models.CharField(
+        "Intercom region",
+        max_length=2,
+        choices=REGION_CHOICES,
+        default=DEFAULT_REGION,
+        help_text="Where the Intercom workspace is hosted (its address: app.intercom.com is the United States, "
+        "app.eu.intercom.com Europe, app.au.intercom.com Australia). Choose it before connecting.",
+    )
+    # Set by the demo set-up only (not editable), used only while the sandbox is enabled.
+    intercom_api_base = models.URLField(
+        blank=True, editable=False, help_text="Demo only: the Intercom sandbox's API, used while SANDBOX_ENABLED is on."
+    )
     webhook_id = models.CharField(max_length=64, blank=True)
     public_token = models.CharField(max_length=64, default=new_public_token, unique=True, editable=False)
 

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import jwt
 import requests
 
-from sync.net import UnsafeUrl, check_url  # noqa: F401 - UnsafeUrl is part of this module's errors
+from sync.net import UnsafeUrl, check_url, host_under, is_dns_hostname  # noqa: F401 - UnsafeUrl is part of this module's errors
 
 logger = logging.getLogger("sync.hull.client")
 
@@ -116,19 +116,43 @@ def utc_now_iso() -> str:
 # --- the client --------------------------------------------------------------------------------
 
 
-def _base_url(organization: str) -> str:
-    # A full URL is accepted so the local demo can point at the sandbox (http://localhost/...).
-    if organization.startswith(("http://", "https://")):
-        return organization.rstrip("/")
-    return f"https://{organization}"
+class HullOrganizationInvalid(HullApiError):
+    """The organization is not a bare Hull host name: nothing is sent (the secret would follow it)."""
+
+
+def _organization_host(organization: str) -> str:
+    host = (organization or "").strip()
+    if not is_dns_hostname(host):
+        raise HullOrganizationInvalid(
+            f"The Hull organization must be a host name like acme.hullapp.io, not {organization[:80]!r}"
+        )
+    return host
 
 
 def default_firehose_url(organization: str) -> str:
     """`https://firehose.<domain>` (§1.1); the org host is split at its first dot."""
-    if organization.startswith(("http://", "https://")):
-        return _base_url(organization) + "/api/v1/firehose"
-    _namespace, _, domain = organization.partition(".")
+    _namespace, _, domain = _organization_host(organization).partition(".")
     return f"https://firehose.{domain or organization}"
+
+
+def hull_urls(connector: Any) -> tuple[str, str]:
+    """(REST API base, firehose URL) of a connector: from its organization, a bare host under
+    settings.HULL_ORGANIZATION_DOMAINS; else the deployment's overrides; in the demo (only while
+    SANDBOX_ENABLED) the Hull sandbox the set-up wrote on the connector (docs/security.md)."""
+    from django.conf import settings
+
+    sandbox_firehose = (connector.hull_firehose_url or "").rstrip("/")
+    if settings.SANDBOX_ENABLED and sandbox_firehose.endswith(SANDBOX_FIREHOSE_SUFFIX):
+        sandbox = sandbox_firehose[: -len("/firehose")]
+        return settings.HULL_API_BASE_OVERRIDE or f"{sandbox}/api/v1", settings.HULL_FIREHOSE_URL_OVERRIDE or sandbox_firehose
+    organization = _organization_host(connector.hull_organization)
+    if not host_under(organization, settings.HULL_ORGANIZATION_DOMAINS):
+        raise HullOrganizationInvalid(f"The Hull organization {organization} is not under {', '.join(settings.HULL_ORGANIZATION_DOMAINS)}")
+    api_base = settings.HULL_API_BASE_OVERRIDE or f"https://{organization}/api/v1"
+    return api_base, settings.HULL_FIREHOSE_URL_OVERRIDE or default_firehose_url(organization)
+
+
+SANDBOX_FIREHOSE_SUFFIX = "/sandbox/hull/firehose"
 
 
 class HullClient:
@@ -141,24 +165,27 @@ class HullClient:
         organization: str,
         *,
         firehose_url: str | None = None,
+        api_base: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         session: requests.Session | None = None,
     ) -> None:
         self.connector_id = connector_id
         self.secret = secret
         self.organization = organization
-        self.api_base = _base_url(organization) + "/api/v1"
+        self.api_base = api_base or f"https://{_organization_host(organization)}/api/v1"
         self.firehose_url = firehose_url or default_firehose_url(organization)
         self.timeout = timeout
         self.session = session or requests.Session()
 
     @classmethod
     def for_connector(cls, connector: Any, **kwargs: Any) -> HullClient:
+        api_base, firehose_url = hull_urls(connector)
         return cls(
             connector.hull_id,
             connector.hull_secret,
             connector.hull_organization,
-            firehose_url=connector.hull_firehose_url or None,
+            firehose_url=firehose_url,
+            api_base=api_base,
             **kwargs,
         )
 

@@ -29,6 +29,7 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 
 from sync.intercom.budget import Budget, default_budget
+from sync.intercom.regions import intercom_api_base
 from sync.intercom.errors import (
     IntercomApiError,
     IntercomNotFound,
@@ -128,7 +129,8 @@ class IntercomClient:
     ) -> None:
         self._token = token
         self.workspace_key = workspace_key
-        self.base_url = (base_url or settings.INTERCOM_API_BASE).rstrip("/")
+        # No connector: the deployment's override or the US host (sync/intercom/regions.py).
+        self.base_url = (base_url or intercom_api_base(None)).rstrip("/")
         self.budget = budget or default_budget()
         # Calls this client must leave in the window for others (interactive/admin calls).
         self.reserve = reserve
@@ -148,7 +150,7 @@ class IntercomClient:
         return cls(
             connector.intercom_access_token,
             workspace_key=connector.intercom_workspace_id or f"connector-{connector.pk}",
-            base_url=connector.intercom_api_base or settings.INTERCOM_API_BASE,
+            base_url=intercom_api_base(connector),
             **kwargs,
         )
 

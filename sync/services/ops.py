@@ -162,13 +162,23 @@ def connector_check(*, connector: Connector, intercom_client: Any = None, hull_c
 
 
 def _check_hull(result: ConnectorCheck, connector: Connector, client: Any) -> None:
-    from sync.hull.client import HullApiError, HullClient
+    from sync.hull.client import HullApiError, HullClient, HullOrganizationInvalid, HullUnauthorized, HullUnavailable
 
+    org = connector.hull_organization
     try:
         (client or HullClient.for_connector(connector)).get_app()
+    except HullOrganizationInvalid as error:
+        result.add("hull", FAIL, f"{error}. Correct the Hull organization on the connector's settings page.")
+        return
+    except HullUnauthorized as error:
+        result.add("hull", FAIL, f"Hull refused the connector's credentials for {org} (HTTP {error.status}): check the connector id and secret.")
+        return
+    except HullUnavailable:
+        result.add("hull", FAIL, f"Hull is unreachable at {org}: no answer came back. Try again later, or check this server's network.")
+        return
     except HullApiError as error:
         status = f" (HTTP {error.status})" if getattr(error, "status", None) else ""
-        result.add("hull", FAIL, f"Hull refused the connector's credentials for {connector.hull_organization}{status}: {error}")
+        result.add("hull", FAIL, f"Hull answered with an error for {org}{status}: {error}")
         return
     result.add("hull", OK, f"Hull accepts the connector's credentials for {connector.hull_organization}.")
 

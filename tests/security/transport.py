@@ -27,6 +27,7 @@ class Contact:
     method: str
     server_hostname: str | None
     headers: dict[str, str]
+    body: bytes = b""
 
 
 Answer = tuple[int, dict[str, str], bytes]
@@ -55,6 +56,7 @@ def transport(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingTransport]:
             method=method,
             server_hostname=pool.conn_kw.get("server_hostname") or getattr(pool, "server_hostname", None),
             headers=dict(headers or {}),
+            body=body.encode() if isinstance(body, str) else (body if isinstance(body, bytes) else b""),
         )
         recorder.contacts.append(contact)
         status, answer_headers, payload = recorder.answer(contact)
@@ -65,3 +67,15 @@ def transport(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingTransport]:
 
     monkeypatch.setattr(HTTPConnectionPool, "urlopen", urlopen)
     yield recorder
+
+
+def django_answer(contact: Contact) -> Answer:
+    """Answer a call to http://testserver/... with this deployment's own views (the demo's sandboxes)."""
+    from django.test import Client
+
+    headers = {k: v for k, v in contact.headers.items() if k.lower() not in ("host", "content-length")}
+    response = Client().generic(
+        contact.method, contact.url, data=contact.body, content_type=headers.pop("Content-Type", "application/json"),
+        headers=headers,
+    )
+    return response.status_code, {k: v for k, v in response.items()}, response.content

@@ -24,6 +24,13 @@ DEMO_CONTACTS = [
     {"role": "lead", "email": "visitor2@example.com", "name": "Second Visitor"},
 ]
 
+# (name, kind, membership rule) of the Hull sandbox's demo segments.
+DEMO_SEGMENTS = [
+    ("Paying customers", "users_segment", {"attribute": "traits_plan", "equals": "pro"}),
+    ("Trial users", "users_segment", {"attribute": "traits_plan", "equals": "trial"}),
+    ("Enterprise accounts", "accounts_segment", {"attribute": "plan", "equals": "enterprise"}),
+]
+
 
 class Command(BaseCommand):
     help = "Create the demo staff login (admin/admin), a demo connector talking to the sandboxes, and demo contacts."
@@ -55,8 +62,18 @@ class Command(BaseCommand):
                 connector=connector, entity="user", direction="outgoing", hull_attribute="name", intercom_attribute="name"
             )
         self._seed_intercom_contacts()
+        self._seed_hull_segments(connector.hull_organization)
         self.stdout.write(self.style.SUCCESS(f"Demo ready: {base_url}/admin/  login {DEMO_USERNAME} / {DEMO_PASSWORD}"))
         self.stdout.write(f"Connector '{connector.name}': {base_url}/admin/sync/connector/{connector.pk}/change/")
+
+    def _seed_hull_segments(self, organization: str) -> None:
+        """A few segments in the Hull sandbox, so the segment filters and "push segment" have choices."""
+        from sandbox.hull.models import SandboxSegment
+        from sandbox.hull.seed import add_segment
+
+        for name, kind, rule in DEMO_SEGMENTS:
+            if not SandboxSegment.objects.filter(organization=organization, name=name, kind=kind).exists():
+                add_segment(organization, name, kind=kind, rule=rule)
 
     def _seed_intercom_contacts(self) -> None:
         """Create the demo contacts through the sandbox API (so they look exactly like API-made ones)."""

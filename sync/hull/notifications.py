@@ -7,6 +7,7 @@ Replays of the same `notification_id` hit the unique constraint and are stored o
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from django.db import transaction
 from sync.hull.flow_control import flow_control_for, pending_depth
 from sync.hull.messages import SUPPORTED_CHANNELS, notification_segments, validate_notification
 from sync.hull.segments import hull_segments_refresh
+from sync.ids import delivery_key
 from sync.models import Connector, DeliveryStatus, HullNotification
 
 logger = logging.getLogger("sync.hull.notifications")
@@ -31,12 +33,39 @@ class NotificationReceipt:
     flow_control: dict[str, Any]
 
 
+# What of Hull's envelope is kept: `configuration` is the credentials (only id and organization
+# are kept); `connector`/`ship` carry the connector's settings and private_settings, where Hull
+# keeps tokens (access_token, refresh_token, secret...): every key that names a credential is
+# dropped, at any depth. The users' and accounts' own data (`messages` of user/account channels,
+# segments) is never touched: traits and event properties reach Intercom unchanged.
+_CONFIGURATION_KEPT = ("id", "organization")
+_CREDENTIAL_KEY = re.compile(r"(?i)(secret|token|password|passwd|credential|api[_-]?key|private[_-]?key|auth)")
+_ENVELOPE_KEEP_AS_IS = ("notification_id", "channel", "is_export", "messages", "segments", "accounts_segments", "account_segments", "users_segments")
+_SETTINGS_CHANNELS = ("ship:update", "connector:update")
+
+
+def _mask_credentials(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        # Dropped rather than masked: the stored payload keeps no trace of a credential.
+        return {k: _mask_credentials(v) for k, v in value.items() if not _CREDENTIAL_KEY.search(str(k))}
+    if isinstance(value, list):
+        return [_mask_credentials(v) for v in value]
+    return value
+
+
 def redact_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The payload without Hull's credentials: secrets are encrypted at rest, never in JSON columns."""
-    stored = dict(payload)
-    for key in ("configuration", "connector"):
-        if isinstance(stored.get(key), Mapping) and "secret" in stored[key]:
-            stored[key] = {k: v for k, v in stored[key].items() if k != "secret"}
+    """The payload as stored: Hull's envelope without credentials (secrets are encrypted at rest,
+    never in JSON columns), the users' own data untouched."""
+    stored: dict[str, Any] = {}
+    for key, value in payload.items():
+        if key == "configuration" and isinstance(value, Mapping):
+            stored[key] = {k: value[k] for k in _CONFIGURATION_KEPT if k in value}
+        elif key in _ENVELOPE_KEEP_AS_IS:
+            stored[key] = value
+        else:  # connector, ship, kraken, anything Hull adds to the envelope later
+            stored[key] = _mask_credentials(value)
+    if payload.get("channel") in _SETTINGS_CHANNELS and isinstance(stored.get("messages"), list):
+        stored["messages"] = _mask_credentials(stored["messages"])  # ship objects, not people
     return stored
 
 
@@ -89,7 +118,7 @@ def hull_notification_receive(*, connector: Connector, payload: Mapping[str, Any
     with transaction.atomic():
         notification, created = HullNotification.objects.get_or_create(
             connector=connector,
-            notification_id=str(payload["notification_id"])[:128],
+            notification_id=delivery_key(payload["notification_id"]),
             defaults={
                 "channel": channel[:64],
                 "is_export": bool(payload.get("is_export")),

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sync.ids import delivery_key
 from sync.mapping import to_unix_seconds  # ISO -> ceil(unix s), ms -> s: one rule for both directions
 
 # Contact/company fields that are timestamps in either shape.
@@ -59,7 +60,7 @@ def notification_from_payload(payload: Mapping[str, Any], raw_body: bytes | None
     item = data.get("item") if isinstance(data.get("item"), Mapping) else {}
     attempts = payload.get("delivery_attempts")
     return IntercomNotification(
-        notification_id=str(notification_id)[:128],
+        notification_id=delivery_key(notification_id),
         topic=str(payload.get("topic") or "")[:128],
         created_at=to_unix_seconds(payload.get("created_at")),
         app_id=str(payload.get("app_id") or ""),

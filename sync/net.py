@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
+import requests
+from requests.adapters import HTTPAdapter
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
@@ -120,3 +123,60 @@ def check_url(
     if allow_port and parts.port is not None:
         host = f"{host}:{parts.port}"
     return CheckedUrl(scheme=scheme, host=host, path=path, query=query)
+
+
+# --- connecting to the address that was checked (no DNS rebinding) -------------------------------
+
+
+def address_is_public(address: str) -> bool:
+    """Globally routable unicast: not loopback, private, link-local, shared (100.64/10), reserved,
+    multicast or unspecified; an IPv4-mapped IPv6 address is judged as its IPv4 address."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast and not ip.is_unspecified
+
+
+def resolve_public(host: str, port: int) -> str:
+    """Resolve once; every address must be public (one private answer refuses the host); the first
+    is the one to connect to."""
+    try:
+        answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UnsafeUrl(f"the host {host} does not resolve") from exc
+    addresses = [str(answer[4][0]) for answer in answers]
+    if not addresses:
+        raise UnsafeUrl(f"the host {host} does not resolve")
+    refused = [a for a in addresses if not address_is_public(a)]
+    if refused:
+        raise UnsafeUrl(f"the host {host} resolves to a non-public address ({refused[0]})")
+    return addresses[0]
+
+
+class PinnedPublicAdapter(HTTPAdapter):
+    """An https transport that resolves the host once, refuses non-public addresses, and connects
+    to the very address it checked, with the host name kept for the Host header, SNI and the
+    certificate check. A second resolution by the connection (which DNS rebinding exploits)
+    never happens: the pool is keyed by the IP address."""
+
+    def get_connection_with_tls_context(self, request: Any, verify: Any, proxies: Any = None, cert: Any = None) -> Any:
+        parts = parse_url(request.url)
+        if (parts.scheme or "").lower() != "https" or not parts.host:
+            raise UnsafeUrl("only https is fetched")
+        port = parts.port or 443
+        address = resolve_public(parts.host, port)
+        host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
+        host_params["host"] = address
+        pool_kwargs["server_hostname"] = parts.host
+        pool_kwargs["assert_hostname"] = parts.host
+        request.headers["Host"] = parts.host if port == 443 else f"{parts.host}:{port}"
+        return self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
+
+
+def pinned_public_session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # no proxy from the environment: we connect to the checked address
+    adapter = PinnedPublicAdapter(max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)  # refuses: only https
+    return session

@@ -258,8 +258,15 @@ def request_extract(connector_id: str, report: str, body: Mapping[str, Any]) -> 
         entities=entities,
         segment_id=segment_id,
         path=parts.path + ("?" + parts.query if parts.query else ""),
+        # Over HTTP (the demo), the file is served by this sandbox, not by the organization's real host.
+        file_base_url=_sandbox_base(connector),
     )
     return 200, {"status": "ok", "delivered": status, "entities": len(entities)}
+
+
+def _sandbox_base(connector: Connector) -> str | None:
+    firehose = (connector.hull_firehose_url or "").rstrip("/")
+    return firehose[: -len("/firehose")] if firehose.endswith("/sandbox/hull/firehose") else None
 
 
 def handle_request(

@@ -15,8 +15,9 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import jwt
 import requests
+import urllib3
 
-from sync.net import UnsafeUrl, check_url, host_under, is_dns_hostname  # noqa: F401 - UnsafeUrl is part of this module's errors
+from sync.net import UnsafeUrl, check_url, host_under, is_dns_hostname, pinned_public_session  # noqa: F401 - UnsafeUrl is part of this module's errors
 
 logger = logging.getLogger("sync.hull.client")
 
@@ -288,7 +289,27 @@ class HullExportTooLarge(HullApiError):
     """The export file is bigger than the connector accepts."""
 
 
+class HullExportRefused(HullApiError):
+    """The export download stopped: a URL or address not allowed, a redirect off the allowed hosts,
+    too many redirects, a truncated body, a line too long, the deadline. The message says which."""
+
+
 EXPORT_CHUNK_BYTES = 64 * 1024  # read size: memory per read, whatever the file size
+EXPORT_MAX_REDIRECTS = 3
+EXPORT_DEADLINE_SECONDS = 900.0
+EXPORT_MAX_LINE_BYTES = 4 * 1024 * 1024
+
+
+def _export_url(url: str, allowed_hosts: Iterable[str] | None, trusted_prefix: str) -> tuple[str, bool]:
+    """(URL to fetch, trusted): the demo's own sandbox files (trusted_prefix, set by the deployment)
+    as they are; anything else https, no userinfo or port, a DNS name (under allowed_hosts if given)."""
+    if trusted_prefix and url.startswith(trusted_prefix) and "@" not in url and "\\" not in url:
+        return url, True
+    try:
+        checked = check_url(url, allowed_suffixes=list(allowed_hosts) if allowed_hosts else None, allow_query=True, allow_escaped_path=True)
+    except UnsafeUrl as refusal:
+        raise HullExportRefused(f"Export file URL refused: {refusal}", url=url.split("?", 1)[0][:200]) from refusal
+    return checked.url, False
 
 
 def stream_export_lines(
@@ -297,37 +318,82 @@ def stream_export_lines(
     max_bytes: int,
     timeout: float = 60.0,
     session: requests.Session | None = None,
+    allowed_hosts: Iterable[str] | None = None,
+    deadline_seconds: float = EXPORT_DEADLINE_SECONDS,
+    max_line_bytes: int = EXPORT_MAX_LINE_BYTES,
+    trusted_prefix: str = "",
+    clock: Any = time.monotonic,
 ) -> Iterator[bytes]:
     """The lines of an export file (newline-delimited JSON), read in bounded chunks.
 
-    The URL is a pre-signed file link, so no Hull credentials are sent with it. Stops with
-    HullExportTooLarge past `max_bytes`; transport errors and 5xx become the usual typed errors.
+    The URL is a pre-signed file link, so no Hull credentials are sent with it. Where it may point
+    (docs/security.md "Export downloads"): https, a public address checked after resolution and
+    connected to as checked (sync.net.PinnedPublicAdapter), `allowed_hosts` narrowing the host
+    names when given; redirects are followed by hand, each hop checked the same way. Stops with
+    HullExportTooLarge past `max_bytes`, HullExportRefused for every other refusal (deadline,
+    line longer than `max_line_bytes`, truncated body, redirects); transport errors and 5xx
+    become the usual typed errors.
     """
-    http = session or requests.Session()
-    try:
-        response = http.get(url, stream=True, timeout=timeout)
-    except (requests.Timeout, requests.ConnectionError) as exc:
-        raise HullUnavailable(f"Export file unreachable: {type(exc).__name__}", url=url) from exc
+    deadline = clock() + deadline_seconds
+    target, trusted = _export_url(url, allowed_hosts, trusted_prefix)
+    safe_name = target.split("?", 1)[0][:200]  # the query of a pre-signed URL is its credential
+    response: requests.Response | None = None
+    for _hop in range(EXPORT_MAX_REDIRECTS + 1):
+        http = session or (requests.Session() if trusted else pinned_public_session())
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise HullExportRefused("Export download deadline passed before the file answered", url=safe_name)
+        try:
+            response = http.get(target, stream=True, timeout=min(timeout, remaining), allow_redirects=False)
+        except UnsafeUrl as refusal:
+            raise HullExportRefused(f"Export file refused: {refusal}", url=safe_name) from refusal
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise HullUnavailable(f"Export file unreachable: {type(exc).__name__}", url=safe_name) from exc
+        except requests.RequestException as exc:
+            raise HullExportRefused(f"Export file could not be fetched: {type(exc).__name__}", url=safe_name) from exc
+        if not response.is_redirect:
+            break
+        location = response.headers.get("Location", "")
+        response.close()
+        next_url = requests.compat.urljoin(target, location)
+        if trusted and next_url.startswith(trusted_prefix):
+            target = next_url
+            continue
+        target, trusted = _export_url(next_url, allowed_hosts, "")
+        safe_name = target.split("?", 1)[0][:200]
+    else:
+        raise HullExportRefused(f"Export file redirected more than {EXPORT_MAX_REDIRECTS} times", url=safe_name)
+    assert response is not None
     with response:
         if response.status_code >= 500:
-            raise HullServerError(f"Export file answered {response.status_code}", status=response.status_code, url=url)
+            raise HullServerError(f"Export file answered {response.status_code}", status=response.status_code, url=safe_name)
         if response.status_code >= 400:
-            raise HullApiError(f"Export file answered {response.status_code}", status=response.status_code, url=url)
+            raise HullApiError(f"Export file answered {response.status_code}", status=response.status_code, url=safe_name)
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > max_bytes:
-            raise HullExportTooLarge(f"Export file is {declared} bytes (limit {max_bytes})", url=url)
+            raise HullExportTooLarge(f"Export file is {declared} bytes (limit {max_bytes})", url=safe_name)
         read = 0
         pending = b""
         try:
             for chunk in response.iter_content(chunk_size=EXPORT_CHUNK_BYTES):
                 read += len(chunk)
                 if read > max_bytes:
-                    raise HullExportTooLarge(f"Export file exceeds {max_bytes} bytes", url=url)
+                    raise HullExportTooLarge(f"Export file exceeds {max_bytes} bytes", url=safe_name)
+                if clock() > deadline:
+                    raise HullExportRefused(f"Export download took longer than {deadline_seconds:.0f} s", url=safe_name)
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
+                if len(pending) > max_line_bytes or any(len(line) > max_line_bytes for line in lines):
+                    raise HullExportRefused(f"Export file has a line longer than {max_line_bytes} bytes", url=safe_name)
                 yield from lines
+        except (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError) as exc:
+            raise HullExportRefused(f"Export file was cut short: {type(exc).__name__}", url=safe_name) from exc
         except (requests.Timeout, requests.ConnectionError) as exc:
-            raise HullUnavailable(f"Export download interrupted: {type(exc).__name__}", url=url) from exc
+            raise HullUnavailable(f"Export download interrupted: {type(exc).__name__}", url=safe_name) from exc
+        except requests.RequestException as exc:
+            raise HullExportRefused(f"Export file could not be read: {type(exc).__name__}", url=safe_name) from exc
+        if declared and declared.isdigit() and read < int(declared) and not response.headers.get("Content-Encoding"):
+            raise HullExportRefused(f"Export file was cut short: {read} of {declared} bytes", url=safe_name)
         if pending:
             yield pending
 

@@ -78,6 +78,24 @@ def enqueue_export(notification_pk: int, *, connector_id: int) -> None:
     async_task("sync.tasks.process_export", notification_pk, group=f"connector-{connector_id}")
 
 
+def export_download_limits(connector: Connector) -> dict[str, Any]:
+    """Where and how long an export download may go (docs/security.md "Export downloads"): the
+    deployment's HULL_EXPORT_HOSTS, deadline and line limit; in the demo (sandbox on), the
+    connector's own Hull sandbox files, which are on this very host."""
+    from sync.hull.client import SANDBOX_FIREHOSE_SUFFIX
+
+    trusted = ""
+    firehose = (connector.hull_firehose_url or "").rstrip("/")
+    if settings.SANDBOX_ENABLED and firehose.endswith(SANDBOX_FIREHOSE_SUFFIX):
+        trusted = firehose[: -len("/firehose")] + "/api/v1/_exports/"
+    return {
+        "allowed_hosts": settings.HULL_EXPORT_HOSTS or None,
+        "deadline_seconds": settings.HULL_EXPORT_DEADLINE_SECONDS,
+        "max_line_bytes": settings.HULL_EXPORT_MAX_LINE_BYTES,
+        "trusted_prefix": trusted,
+    }
+
+
 def _sync_chunk(connector: Connector, messages: list[Any], notification: HullNotification) -> None:
     # Written in parallel by the outgoing work; imported here so this module loads without it.
     from sync.outgoing.notifications import outgoing_messages_sync
@@ -122,7 +140,7 @@ def export_process(*, notification: HullNotification, max_bytes: int | None = No
         chunk = []
 
     try:
-        for raw in stream_export_lines(payload["url"], max_bytes=max_bytes or MAX_EXPORT_BYTES):
+        for raw in stream_export_lines(payload["url"], max_bytes=max_bytes or MAX_EXPORT_BYTES, **export_download_limits(connector)):
             if not raw.strip():
                 continue
             try:

@@ -65,6 +65,11 @@ HULL_EXPORT_HOSTS = env_list("HULL_EXPORT_HOSTS")
 HULL_EXPORT_DEADLINE_SECONDS = int(os.environ.get("HULL_EXPORT_DEADLINE_SECONDS", "900"))
 HULL_EXPORT_MAX_LINE_BYTES = int(os.environ.get("HULL_EXPORT_MAX_LINE_BYTES", str(4 * 1024 * 1024)))
 
+# /metrics: scrapers send `Authorization: Bearer <METRICS_TOKEN>`. Without a token the page is
+# served only when METRICS_PUBLIC is on (default: in debug); otherwise it answers 403.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", DEBUG)
+
 # Hosts Hull may point us to for its notification-signing public keys (no SSRF).
 HULL_PUBLIC_KEY_HOSTS = env_list("HULL_PUBLIC_KEY_HOSTS", "hullapp.io,hullbeta.io")
 

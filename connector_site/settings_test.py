@@ -10,6 +10,7 @@ os.environ.setdefault("INTERCOM_CLIENT_SECRET", "sandbox-client-secret")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 # With REDIS_URL the throttle counters outlive each test's transaction; tests of the limit set their own rate.
 os.environ.setdefault("PUBLIC_ENDPOINT_RATE", "100000/minute")
+os.environ.setdefault("METRICS_PUBLIC", "1")  # the metrics tests scrape without a token; security tests turn it off
 
 from connector_site.settings import *  # noqa: E402,F403
 

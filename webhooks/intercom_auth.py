@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
@@ -24,6 +25,20 @@ logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "HTTP_X_HUB_SIGNATURE"
 SIGNATURE_PREFIX = "sha1="
+
+
+class WebhookTooLarge(exceptions.APIException):
+    status_code = 413
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"
+
+
+def _raw_body(request: Request) -> bytes:
+    """The body; past DATA_UPLOAD_MAX_MEMORY_SIZE a JSON 413, not Django's HTML 400."""
+    try:
+        return request.body
+    except RequestDataTooBig as exc:
+        raise WebhookTooLarge() from exc
 
 
 def intercom_signature(secret: str, body: bytes) -> str:
@@ -53,7 +68,7 @@ class IntercomSignatureAuthentication(BaseAuthentication):
         if not secret:
             logger.warning("intercom.webhook.no-secret", extra={"connector": connector.pk})
             raise exceptions.AuthenticationFailed("The connector has no Intercom client secret.")
-        body = request.body  # raw bytes, read before any parser touches the stream
+        body = _raw_body(request)  # raw bytes, read before any parser touches the stream
         if not body:
             raise exceptions.ParseError("Empty body.")
         signature = request.META.get(SIGNATURE_HEADER, "")

@@ -9,6 +9,7 @@ in a clean 400 or a stored row, never a 500.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 
@@ -49,6 +50,32 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def refuse_lone_surrogates(payload: Any, raw: bytes) -> None:
+    """`"\\ud800"` decodes to a string no database or encoder accepts (a 500 later): refuse it now.
+
+    Only walked when the raw body has a surrogate escape at all, so ordinary bodies cost one scan.
+    A valid pair (an emoji written as two escapes) decodes to one character and passes.
+    """
+    if not _SURROGATE_ESCAPE.search(raw):
+        return
+    stack = [payload]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError("The JSON body has a lone surrogate (an invalid \\u escape).") from exc
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
 def loads_json_body(body: bytes | str) -> Any:
     """`json.loads`, raising ValueError (or UnicodeDecodeError) for anything we would not store."""
     try:
@@ -57,7 +84,8 @@ def loads_json_body(body: bytes | str) -> Any:
         raise ValueError("The JSON body is nested too deeply.") from exc
     if _nesting_depth(payload) > MAX_NESTING_DEPTH:
         raise ValueError(f"The JSON body is nested more than {MAX_NESTING_DEPTH} levels deep.")
-    raw = body if isinstance(body, bytes) else body.encode()
+    raw = body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass")
+    refuse_lone_surrogates(payload, raw)
     if b"\\u0000" in raw:
         # NUL cannot be stored by PostgreSQL; it carries no meaning in Hull or Intercom data.
         payload = _without_nul(payload)

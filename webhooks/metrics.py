@@ -28,6 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connections
 from django.db.models import Count
@@ -308,7 +309,10 @@ def _authorised(request: HttpRequest, token: str) -> bool:
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    token = os.environ.get("METRICS_TOKEN", "")
+    token = settings.METRICS_TOKEN or os.environ.get("METRICS_TOKEN", "")
+    if not token and not settings.METRICS_PUBLIC:
+        # Outside debug the numbers (connectors, queue depths, error rates) are not for anyone.
+        return HttpResponse("Metrics need METRICS_TOKEN (or METRICS_PUBLIC=1) in this deployment.\n", status=403, content_type="text/plain")
     if token and not _authorised(request, token):
         response = HttpResponse("Unauthorized\n", status=401, content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'

@@ -454,6 +454,15 @@ def stale_work_requeue(*, older_than: timedelta | None = None, now: datetime | N
     counts = []
     for model in (WebhookDelivery, HullNotification):
         units = list(model.objects.filter(lost | forgotten, **live_connector))
+        dead = [unit.pk for unit in units if unit.status == DeliveryStatus.PROCESSING]
+        if dead:
+            # Nothing stays `processing` without an owner: back to pending (only if still expired),
+            # and the dead try's attempt row says what happened.
+            model.objects.filter(lost, pk__in=dead).update(status=DeliveryStatus.PENDING, lease_owner="", lease_until=None)
+            fk = "delivery_id__in" if model is WebhookDelivery else "notification_id__in"
+            WorkAttempt.objects.filter(outcome=WorkAttempt.Outcome.RUNNING, **{fk: dead}).update(
+                outcome=WorkAttempt.Outcome.LOST, finished_at=now, error="The worker stopped; its lease expired."
+            )
         for unit in units:
             unit_enqueue(unit)
         counts.append(len(units))

@@ -89,7 +89,7 @@ def test_sync_data_attributes_reports_what_was_created(staff_client, connector, 
 
 def test_cancel_fetch_all_cancels_every_stream(staff_client, connector, monkeypatch):
     cancel = Recorder()
-    fake_module(monkeypatch, "sync.incoming.fetch", fetch_cancel=cancel)
+    fake_module(monkeypatch, "sync.incoming.fetch", fetch_cancel=cancel)  # behind sync.services.ops.fetch_all_cancel
     run_from_changelist(staff_client, "cancel_fetch_all", connector, confirm=True)
     assert [call["stream"] for call in cancel.calls] == ["users", "leads", "companies"]
 

@@ -161,6 +161,9 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # Deliveries and notifications still open this long after they arrived are enqueued again
 # (a worker died holding their task); see sync.services.replay.stale_work_requeue.
 STALE_WORK_AFTER_SECONDS = int(os.environ.get("STALE_WORK_AFTER_SECONDS", "600"))
+# How long a try owns its unit of work without a heartbeat (sync/work.py, docs/lifecycle.md). Shorter
+# than Q_CLUSTER["retry"], so django-q2's redelivery of a dead worker's task can take the unit over.
+WORK_LEASE_SECONDS = int(os.environ.get("WORK_LEASE_SECONDS", "150"))
 
 # Hull side limits: notification body and export file sizes, and the flow-control thresholds (a
 # deeper queue of pending notifications, or fewer Intercom calls left, answers Hull `retry`).

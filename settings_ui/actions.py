@@ -120,10 +120,9 @@ fetch_all_companies = _make_fetch_action("companies", "companies")
 
 
 def _cancel_fetches(connector: Connector) -> str:
-    from sync.incoming.fetch import fetch_cancel
+    from sync.services.ops import fetch_all_cancel  # twin: manage.py cancel_fetch_all
 
-    for stream in SyncCursor.Stream.values:
-        fetch_cancel(connector=connector, stream=stream)
+    fetch_all_cancel(connector=connector)
     return "running fetch-all runs will stop after their current page."
 
 
@@ -141,11 +140,9 @@ def cancel_fetch_all(modeladmin: admin.ModelAdmin, request: HttpRequest, queryse
 
 def _sync_data_attributes(connector: Connector) -> str:
     _require_intercom(connector)
-    from settings_ui.schema import forget_data_attributes
-    from sync.outgoing.attributes import data_attributes_sync
+    from sync.services.ops import data_attributes_create  # twin: manage.py sync_data_attributes
 
-    created = data_attributes_sync(connector=connector) or []
-    forget_data_attributes(connector)
+    created = data_attributes_create(connector=connector)
     if not created:
         return "every mapped Intercom attribute already exists."
     return "created in Intercom: " + ", ".join(f"{model} attribute {name}" for model, name in created) + "."

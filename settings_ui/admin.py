@@ -328,9 +328,17 @@ class ConnectorAdmin(admin.ModelAdmin):
     # --- saving ---------------------------------------------------------------------------
 
     def save_model(self, request: HttpRequest, obj: Connector, form: Any, change: bool) -> None:
+        before = Connector.objects.filter(pk=obj.pk).values("is_active", "intercom_access_token").first() if change else None
         super().save_model(request, obj, form, change)
         if not change:
             connector_apply_defaults(connector=obj)
+        elif before is not None:
+            from sync.work import connector_token_accepted, connector_work_resume
+
+            if obj.intercom_access_token and obj.intercom_access_token != before["intercom_access_token"]:
+                connector_token_accepted(connector=obj)  # a pasted token lifts a refused one's hold
+            elif obj.is_active and not before["is_active"]:
+                connector_work_resume(connector=obj)  # unpaused: what was stored meanwhile runs now
         for warning in getattr(form, "warnings", []):
             self.message_user(request, warning, messages.WARNING)
 

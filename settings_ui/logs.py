@@ -30,6 +30,7 @@ from sync.models import (
     SyncCursor,
     SyncLog,
     WebhookDelivery,
+    WorkAttempt,
 )
 
 __all__ = [
@@ -194,8 +195,53 @@ def replay_deliveries(modeladmin: admin.ModelAdmin, request: HttpRequest, querys
     modeladmin.message_user(request, f"{count} webhook deliver{'y' if count == 1 else 'ies'} queued again.", messages.SUCCESS)
 
 
+class WorkAttemptInline(admin.TabularInline):
+    """Every try at the unit (sync/work.py): a replay or a resume adds a row, none is erased."""
+
+    model = WorkAttempt
+    fields = ("number", "started_at", "finished_at", "outcome", "error", "resume_at", "owner")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("started_at", "id")
+    verbose_name = "attempt"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class NotificationAttemptInline(WorkAttemptInline):
+    fk_name = "notification"
+
+
+class DeliveryAttemptInline(WorkAttemptInline):
+    fk_name = "delivery"
+
+
+@admin.register(WorkAttempt)
+class WorkAttemptAdmin(ReadOnlyAdmin):
+    list_display = ("started_at", "connector", "unit", "number", "outcome", "finished_at", "error")
+    list_filter = ("outcome", "started_at", "connector")
+    date_hierarchy = "started_at"
+    list_select_related = ("connector", "notification", "delivery", "cursor")
+
+    @admin.display(description="Unit of work")
+    def unit(self, obj: WorkAttempt) -> str:
+        if obj.notification_id:
+            url = reverse("admin:sync_hullnotification_change", args=[obj.notification_id])
+            return format_html('<a href="{}">{}</a>', url, obj.notification)
+        if obj.delivery_id:
+            url = reverse("admin:sync_webhookdelivery_change", args=[obj.delivery_id])
+            return format_html('<a href="{}">{}</a>', url, obj.delivery)
+        return str(obj.cursor or "—")
+
+
 @admin.register(HullNotification)
 class HullNotificationAdmin(ReplayableAdmin):
+    inlines = [NotificationAttemptInline]
     list_display = ("received_at", "connector", "channel", "notification_id", "is_export", "message_count", "status", "attempts", "logs")
     list_filter = ("status", "channel", "is_export", "received_at", "connector")
     search_fields = ("=notification_id", "synclog__email", "=synclog__hull_id", "=synclog__intercom_id")
@@ -215,6 +261,7 @@ class HullNotificationAdmin(ReplayableAdmin):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReplayableAdmin):
+    inlines = [DeliveryAttemptInline]
     list_display = ("received_at", "connector", "topic", "notification_id", "status", "attempts", "delivery_attempts", "logs")
     list_filter = ("status", "topic", "received_at", "connector")
     search_fields = ("=notification_id", "topic", "synclog__email", "=synclog__intercom_id", "=synclog__hull_id")

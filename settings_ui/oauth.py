@@ -141,6 +141,10 @@ def intercom_connection_store(*, connector: Connector, access_token: str, worksp
     connector.intercom_workspace_name = workspace_name
     connector.save(update_fields=["intercom_access_token", "intercom_workspace_id", "intercom_workspace_name", "updated_at"])
     logger.info("admin.oauth.connected", extra={"connector": connector.pk, "workspace": workspace_id})
+    # A new token lifts a hold put by a refused one, and what was held runs at once.
+    from sync.work import connector_token_accepted
+
+    connector_token_accepted(connector=connector)
 
 
 def intercom_disconnect(*, connector: Connector) -> None:

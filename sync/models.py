@@ -141,6 +141,11 @@ class Connector(models.Model):
         default=False, help_text="Also write the legacy intercom/ group and intercom:{Intercom id} anonymous ids (migration)."
     )
 
+    # Set when Intercom answered 401 (token revoked, app uninstalled): all of the connector's work is
+    # held until Intercom is connected again (docs/lifecycle.md "Token refused").
+    intercom_token_refused_at = models.DateTimeField(null=True, blank=True, editable=False)
+    intercom_token_refused_error = models.TextField(blank=True, editable=False)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -153,6 +158,10 @@ class Connector(models.Model):
     @property
     def is_intercom_connected(self) -> bool:
         return bool(self.intercom_access_token)
+
+    @property
+    def is_intercom_token_refused(self) -> bool:
+        return self.intercom_token_refused_at is not None
 
     @property
     def is_hull_configured(self) -> bool:
@@ -326,6 +335,40 @@ class SyncLog(models.Model):
         ACCOUNT = "account", "Account"
         EVENT = "event", "Event"
 
+    class Reason(models.TextChoices):
+        """Every skip/halt/error reason code of both directions (the message text says more)."""
+
+        # outgoing skips (sync.outgoing.routing.SkipReason spells the same values)
+        NOT_CONFIGURED = "not_configured", "Connector not configured"
+        NOT_IN_SEGMENT = "not_in_segment", "Not in a synchronized segment"
+        DELETED = "deleted", "Deleted"
+        NO_BATCH_TYPE = "no_batch_type", "No batch type"
+        NO_OUTGOING_ATTRIBUTES = "no_outgoing_attributes", "No outgoing attributes"
+        NO_CHANGES = "no_changes", "No changes"
+        NO_MAPPED_CHANGES = "no_mapped_changes", "No changes of mapped attributes"
+        OWN_CHANGES_ONLY = "own_changes_only", "Only the connector's own changes"
+        IDENTICAL_PAYLOAD = "identical_payload", "Identical to the last push"
+        MISSING_IDENTITY = "missing_identity", "No email or external id"
+        EVENTS_OFF = "events_off", "Events off"
+        EVENT_NOT_WHITELISTED = "event_not_whitelisted", "Event not whitelisted"
+        EVENT_FROM_INTERCOM = "event_from_intercom", "Event came from Intercom"
+        CONTACT_NOT_SYNCED = "contact_not_synced", "Contact not synced"
+        # incoming skips
+        TAG_IS_SEGMENT = "tag_is_segment", "Tag mirrors a Hull segment"
+        MARK_DELETED_USERS_OFF = "mark_deleted_users_off", "Marking deleted users is off"
+        MARK_DELETED_ACCOUNTS_OFF = "mark_deleted_accounts_off", "Marking deleted accounts is off"
+        NO_CONTACT = "no_contact", "No contact in the payload"
+        NO_INTERCOM_ID = "no_intercom_id", "No Intercom id"
+        # errors and halts, both directions (sync/work.py classifies them)
+        INTERCOM_ERROR = "intercom_error", "Intercom refused the entity"
+        INTERNAL_ERROR = "internal_error", "Internal error"
+        UNEXPECTED_ERROR = "unexpected_error", "Unexpected error"
+        RATE_LIMITED = "rate_limited", "Rate limited (resumes)"
+        INTERCOM_UNAVAILABLE = "intercom_unavailable", "Intercom unavailable (retried)"
+        DATABASE_UNAVAILABLE = "database_unavailable", "Database unavailable (retried)"
+        INTERCOM_UNAUTHORIZED = "intercom_unauthorized", "Intercom refused the token"
+        MALFORMED_MESSAGE = "malformed_message", "Malformed Hull message"
+
     connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="sync_logs")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     direction = models.CharField(max_length=10, choices=Direction.choices)
@@ -382,6 +425,11 @@ class HullNotification(models.Model):
     error = models.TextField(blank=True)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # The lifecycle (sync/work.py, docs/lifecycle.md): who runs the unit now and until when, and
+    # when a halted unit is due to resume (the stale-work sweep leaves those alone).
+    lease_owner = models.CharField(max_length=64, blank=True, editable=False)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    resume_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -407,6 +455,11 @@ class WebhookDelivery(models.Model):
     error = models.TextField(blank=True)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # The lifecycle (sync/work.py, docs/lifecycle.md): who runs the unit now and until when, and
+    # when a halted unit is due to resume (the stale-work sweep leaves those alone).
+    lease_owner = models.CharField(max_length=64, blank=True, editable=False)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    resume_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -429,3 +482,41 @@ class RateBudget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workspace_key}: {self.remaining}/{self.limit}"
+
+
+class WorkAttempt(models.Model):
+    """One try at one unit of work (a notification, an export, a webhook delivery, a fetch step).
+
+    Written when the try starts and closed when it ends, so a replay or a resume adds a row instead
+    of erasing what happened before (docs/lifecycle.md).
+    """
+
+    RETENTION_PERIOD = timedelta(days=14)
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        HALTED = "halted", "Halted (resumes later)"
+        HELD = "held", "Held (Intercom token refused)"
+        RETRY = "retry", "Transient failure (retried)"
+        FAILED = "failed", "Failed"
+        LOST = "lost", "Lost (the worker died; the lease expired)"
+
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="work_attempts")
+    notification = models.ForeignKey(HullNotification, null=True, blank=True, on_delete=models.CASCADE, related_name="work_attempts")
+    delivery = models.ForeignKey(WebhookDelivery, null=True, blank=True, on_delete=models.CASCADE, related_name="work_attempts")
+    cursor = models.ForeignKey(SyncCursor, null=True, blank=True, on_delete=models.CASCADE, related_name="work_attempts")
+    number = models.PositiveIntegerField(default=1, help_text="The unit's attempt counter at this try.")
+    owner = models.CharField(max_length=64, blank=True, help_text="The lease owner (worker process and a random part).")
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.RUNNING)
+    error = models.TextField(blank=True)
+    resume_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["connector", "-started_at"])]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number}: {self.outcome}"

@@ -80,6 +80,9 @@ def _earlier_attempt_row(
         rows = rows.filter(hull_id=fields["hull_id"])
     elif fields["intercom_id"]:
         rows = rows.filter(intercom_id=fields["intercom_id"])
+    elif "message_index" in fields["data"]:
+        # A malformed message has no id: its place in the notification names it.
+        rows = rows.filter(data__message_index=fields["data"]["message_index"])
     else:
         return None
     if entity == SyncLog.EntityType.EVENT:

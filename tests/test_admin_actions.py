@@ -89,14 +89,14 @@ def test_sync_data_attributes_reports_what_was_created(staff_client, connector, 
 
 def test_cancel_fetch_all_cancels_every_stream(staff_client, connector, monkeypatch):
     cancel = Recorder()
-    fake_module(monkeypatch, "sync.incoming.fetch", fetch_cancel=cancel)
+    fake_module(monkeypatch, "sync.incoming.fetch", fetch_cancel=cancel)  # behind sync.services.ops.fetch_all_cancel
     run_from_changelist(staff_client, "cancel_fetch_all", connector, confirm=True)
     assert [call["stream"] for call in cancel.calls] == ["users", "leads", "companies"]
 
 
 def test_replay_failures_requeues_failed_deliveries_and_notifications(staff_client, connector, monkeypatch, django_capture_on_commit_callbacks):
     enqueued: list[tuple] = []
-    monkeypatch.setattr("sync.services.replay.async_task", lambda *args: enqueued.append(args))
+    monkeypatch.setattr("sync.work.enqueue_now", lambda *args, **kw: enqueued.append(args))
     failed = WebhookDelivery.objects.create(connector=connector, notification_id="n1", topic="user.created", status=DeliveryStatus.FAILED, error="boom")
     done = WebhookDelivery.objects.create(connector=connector, notification_id="n2", topic="user.created", status=DeliveryStatus.DONE)
     note = HullNotification.objects.create(connector=connector, notification_id="h1", channel="user:update", status=DeliveryStatus.FAILED, processed_messages=[0])

@@ -71,7 +71,7 @@ def test_logs_cannot_be_added_or_edited(staff_client, log_row, delivery):
 
 def test_replaying_a_delivery_resets_it_and_enqueues_the_task(staff_client, delivery, monkeypatch, django_capture_on_commit_callbacks):
     enqueued: list[tuple] = []
-    monkeypatch.setattr("sync.services.replay.async_task", lambda *args: enqueued.append(args))
+    monkeypatch.setattr("sync.work.enqueue_now", lambda *args, **kw: enqueued.append(args))
     with django_capture_on_commit_callbacks(execute=True):
         response = staff_client.post(
             reverse("admin:sync_webhookdelivery_changelist"), {"action": "replay_deliveries", "_selected_action": [delivery.pk]}
@@ -85,7 +85,7 @@ def test_replaying_a_delivery_resets_it_and_enqueues_the_task(staff_client, deli
 def test_replaying_a_notification_enqueues_the_notification_task(staff_client, connector, monkeypatch, django_capture_on_commit_callbacks):
     notification = HullNotification.objects.create(connector=connector, notification_id="h1", channel="user:update", status=DeliveryStatus.FAILED)
     enqueued: list[tuple] = []
-    monkeypatch.setattr("sync.services.replay.async_task", lambda *args: enqueued.append(args))
+    monkeypatch.setattr("sync.work.enqueue_now", lambda *args, **kw: enqueued.append(args))
     with django_capture_on_commit_callbacks(execute=True):
         staff_client.post(reverse("admin:sync_hullnotification_changelist"), {"action": "replay_notifications", "_selected_action": [notification.pk]})
     assert enqueued == [("sync.tasks.process_notification", notification.pk)]

@@ -39,7 +39,7 @@ def failures(connector):
 def enqueued(monkeypatch):
     """The task calls replay enqueues (after commit), without running them."""
     calls: list[tuple[str, int]] = []
-    monkeypatch.setattr("sync.services.replay.async_task", lambda task, pk, **kw: calls.append((task, pk)))
+    monkeypatch.setattr("sync.work.enqueue_now", lambda task, pk, **kw: calls.append((task, pk)))
     return calls
 
 

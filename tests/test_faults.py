@@ -57,8 +57,20 @@ def notify(hull_sandbox, connector, capture):
     return result
 
 
+def leases_expire() -> None:
+    """Time passes beyond the lease (WORK_LEASE_SECONDS): what a dead worker still held is free again."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    past = timezone.now() - timedelta(seconds=1)
+    for model in (HullNotification, WebhookDelivery):
+        model.objects.filter(status=DeliveryStatus.PROCESSING).update(lease_until=past)
+
+
 def drain_notifications(intercom_sandbox, capture, *, advance: float = 0.0, rounds: int = 40) -> None:
     """What the scheduler does later: run every unfinished notification again, after `advance` seconds."""
+    leases_expire()
     for _ in range(rounds):
         open_ids = list(
             HullNotification.objects.exclude(status__in=[DeliveryStatus.DONE, DeliveryStatus.IGNORED, DeliveryStatus.FAILED])
@@ -349,6 +361,7 @@ def test_worker_killed_mid_webhook_batch_then_redelivered(client, connector, hul
         client.post("/intercom/acme/webhooks", data=body, content_type="application/json",
                     HTTP_X_HUB_SIGNATURE=intercom_signature("sandbox-client-secret", body))
     assert WebhookDelivery.objects.count() == 5
+    leases_expire()
     for delivery in WebhookDelivery.objects.exclude(status__in=[DeliveryStatus.DONE, DeliveryStatus.IGNORED]):
         with django_capture_on_commit_callbacks(execute=True):
             tasks.process_webhook_delivery(delivery.pk)
@@ -518,7 +531,7 @@ def test_database_gone_mid_webhook_batch_then_back_every_contact_once(
     """Five deliveries stored and acknowledged; the database goes away after the 3rd reached Hull."""
     from sync.incoming import handlers, webhooks
 
-    monkeypatch.setattr(webhooks, "enqueue_task", lambda *args, **kwargs: None)  # the worker: called below
+    monkeypatch.setattr(webhooks, "enqueue_now", lambda *args, **kwargs: None)  # the worker: called below
     bodies = [_webhook(n) for n in range(5)]
     for body in bodies:
         response = client.post("/intercom/acme/webhooks", data=body, content_type="application/json",
@@ -544,6 +557,7 @@ def test_database_gone_mid_webhook_batch_then_back_every_contact_once(
     outage[0].active = False
     assert not WebhookDelivery.objects.filter(status=DeliveryStatus.FAILED).exists()  # nobody blamed for the outage
 
+    leases_expire()
     for pk in WebhookDelivery.objects.exclude(status=DeliveryStatus.DONE).values_list("pk", flat=True):
         tasks.process_webhook_delivery(pk)  # the retry (schedule, redelivery or sweep)
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {DeliveryStatus.DONE}

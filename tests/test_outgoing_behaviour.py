@@ -236,13 +236,31 @@ def test_a_429_mid_batch_halts_and_the_resume_does_only_the_unfinished_messages(
     assert sorted(SyncLog.objects.filter(connector=users).values_list("hull_id", flat=True)) == ["u0", "u1", "u2"]
 
 
-def test_an_invalid_token_fails_the_notification_without_retrying(users, intercom_sandbox, recording_firehose):
+def test_an_invalid_token_holds_the_notification_and_the_connector_until_intercom_is_connected_again(
+    users, intercom_sandbox, recording_firehose, django_capture_on_commit_callbacks
+):
+    from sync.services.status import connector_status
+    from sync.work import connector_token_accepted
+
+    good_token = users.intercom_access_token
     users.intercom_access_token = "revoked-token"
     users.save()
     notification = push(users, user_message(bob(traits_plan="pro"), segments=[segment("users")]))
-    assert notification.status == DeliveryStatus.FAILED
+    assert notification.status == DeliveryStatus.PENDING  # held, not failed: nothing is lost
     assert notification.processed_messages == []
-    assert not Schedule.objects.filter(name__startswith="hull-notification-resume").exists()
+    assert not Schedule.objects.filter(name__startswith="hull-notification-resume").exists()  # only a person can fix it
+    users.refresh_from_db()
+    assert users.is_intercom_token_refused
+    status = connector_status(connector=users)
+    assert status.status == "error" and any("Connect Intercom again" in m for m in status.messages), status.messages
+
+    users.intercom_access_token = good_token
+    users.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        connector_token_accepted(connector=users)  # what OAuth or a pasted token calls
+    notification.refresh_from_db()
+    assert notification.status == DeliveryStatus.DONE, notification.error
+    assert [c["email"] for c in intercom_sandbox.contacts()] == ["bob@rei.com"]
 
 
 def test_a_paused_connector_leaves_the_notification_pending(users, intercom_sandbox, recording_firehose):
@@ -397,15 +415,15 @@ def test_a_push_whose_write_back_never_reached_hull_is_not_skipped_as_identical(
         raise HullApiError("firehose unavailable", status=503)
 
     recording_firehose.flush = hull_down
-    with pytest.raises(HullApiError):
-        notification_process(notification=notification)
+    notification_process(notification=notification)
     notification.refresh_from_db()
-    assert notification.status == DeliveryStatus.FAILED
+    # Hull's 503 is transient (sync/work.py): the notification waits for its scheduled retry.
+    assert notification.status == DeliveryStatus.PENDING and notification.resume_at is not None, notification.error
     assert IdentityLink.objects.get(connector=users, entity="user").last_payload_hash == ""
 
     del recording_firehose.flush  # Hull is back
     recording_firehose.records.clear()
-    notification_process(notification=notification)  # django-q2's retry
+    notification_process(notification=notification)  # the scheduled retry
     notification.refresh_from_db()
     assert notification.status == DeliveryStatus.DONE
     [record] = recording_firehose.of_type("traits")

@@ -78,3 +78,31 @@ def test_a_paused_connectors_open_work_is_not_requeued(connector):
     connector.is_active = False
     connector.save()
     assert stale_work_requeue(older_than=timedelta(minutes=10)) == (0, 0)
+
+
+def test_the_sweep_leaves_work_in_progress_and_work_waiting_for_its_resume_alone(connector, monkeypatch, django_capture_on_commit_callbacks):
+    """Old sweep: picked rows by `received_at` alone, so a live export went back to pending and ran twice."""
+    from sync.models import DeliveryStatus, HullNotification, WebhookDelivery
+    from sync.services.replay import stale_work_requeue
+
+    processed = []
+    monkeypatch.setattr("sync.tasks.process_notification", lambda pk: processed.append(("notification", pk)))
+    monkeypatch.setattr("sync.tasks.process_export", lambda pk: processed.append(("export", pk)))
+    monkeypatch.setattr("sync.tasks.process_webhook_delivery", lambda pk: processed.append(("delivery", pk)))
+    long_ago = timezone.now() - timedelta(hours=1)
+    running = HullNotification.objects.create(
+        connector=connector, notification_id="export:1", channel="user:update", is_export=True, status=DeliveryStatus.PROCESSING,
+        lease_owner="worker-a", lease_until=timezone.now() + timedelta(minutes=2),
+    )
+    waiting = WebhookDelivery.objects.create(
+        connector=connector, notification_id="w-1", topic="user.created", resume_at=timezone.now() + timedelta(minutes=20)
+    )
+    HullNotification.objects.update(received_at=long_ago)
+    WebhookDelivery.objects.update(received_at=long_ago)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert stale_work_requeue(older_than=timedelta(minutes=10)) == (0, 0)
+
+    assert processed == []
+    running.refresh_from_db()
+    assert running.status == DeliveryStatus.PROCESSING and running.lease_owner == "worker-a"

@@ -15,7 +15,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from sync.hull.client import HullApiError, stream_export_lines
 from sync.hull.messages import NotificationError, export_line_message, notification_segments
@@ -73,9 +72,9 @@ def hull_export_receive(
 
 
 def enqueue_export(notification_pk: int, *, connector_id: int) -> None:
-    from django_q.tasks import async_task
+    from sync.work import PROCESS_EXPORT, enqueue_now
 
-    async_task("sync.tasks.process_export", notification_pk, group=f"connector-{connector_id}")
+    enqueue_now(PROCESS_EXPORT, notification_pk, group=f"connector-{connector_id}")
 
 
 def export_download_limits(connector: Connector) -> dict[str, Any]:
@@ -111,18 +110,18 @@ def export_process(*, notification: HullNotification, max_bytes: int | None = No
     only the chunks not finished; a replay clears them and syncs everything again.
     """
     # Imported here: the outgoing sync imports the Hull side, not the other way round.
-    from sync.outgoing.notifications import WAITING_ERRORS, notification_wait_or_fail
+    from sync.outgoing.notifications import notification_wait_or_fail
+    from sync.work import lease_take
 
     connector = notification.connector
-    if notification.status in (DeliveryStatus.DONE, DeliveryStatus.IGNORED):
-        return 0  # a late duplicate of the task
+    run = lease_take(notification)
+    if run is None:
+        return 0  # final already (a late duplicate), owned by a live try, or the connector is on hold
     payload = notification.payload or {}
     entity = payload.get("entity") or OBJECT_TYPES.get(payload.get("object_type", ""), "user")
     kind = HullSegment.Kind.USER if entity == "user" else HullSegment.Kind.ACCOUNT
     known = segments_by_id(connector, kind)
     segment_id = payload.get("segment_id") or ""
-    notification.attempts += 1  # the SyncLog of a redo replaces the earlier attempt's rows by it
-    HullNotification.objects.filter(pk=notification.pk).update(status=DeliveryStatus.PROCESSING, attempts=notification.attempts)
     done_chunks = set(notification.processed_messages or [])
     total = 0
     bad_lines = 0
@@ -136,6 +135,7 @@ def export_process(*, notification: HullNotification, max_bytes: int | None = No
             done_chunks.add(index)
             notification.processed_messages = sorted(done_chunks)
             HullNotification.objects.filter(pk=notification.pk).update(processed_messages=notification.processed_messages)
+            run.heartbeat()
         total += len(chunk)
         chunk = []
 
@@ -160,17 +160,13 @@ def export_process(*, notification: HullNotification, max_bytes: int | None = No
         if chunk:
             sync_chunk()
     except HullApiError as exc:
-        HullNotification.objects.filter(pk=notification.pk).update(
-            status=DeliveryStatus.FAILED, error=str(exc)[:5000], message_count=total, processed_at=timezone.now()
-        )
+        run.finish(DeliveryStatus.FAILED, str(exc), extra={"message_count": total})
         logger.warning("hull.export.failed", extra={"connector": connector.pk, "messages": total, "error": type(exc).__name__})
         return total
-    except WAITING_ERRORS as exc:
-        notification_wait_or_fail(notification, exc)
+    except Exception as exc:  # noqa: BLE001 - halts wait, anything else ends the export failed (never processing forever)
+        notification_wait_or_fail(run, exc)
         return total
     error = f"{bad_lines} malformed line(s) skipped" if bad_lines else ""
-    HullNotification.objects.filter(pk=notification.pk).update(
-        status=DeliveryStatus.DONE, message_count=total, error=error, processed_at=timezone.now()
-    )
+    run.finish(DeliveryStatus.DONE, error, extra={"message_count": total})
     logger.info("hull.export.done", extra={"connector": connector.pk, "messages": total, "bad_lines": bad_lines})
     return total

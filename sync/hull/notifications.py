@@ -142,6 +142,6 @@ def hull_notification_receive(*, connector: Connector, payload: Mapping[str, Any
 
 
 def enqueue_notification(notification_pk: int, *, connector_id: int) -> None:
-    from django_q.tasks import async_task
+    from sync.work import PROCESS_NOTIFICATION, enqueue_now
 
-    async_task("sync.tasks.process_notification", notification_pk, group=f"connector-{connector_id}")
+    enqueue_now(PROCESS_NOTIFICATION, notification_pk, group=f"connector-{connector_id}")

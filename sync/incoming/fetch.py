@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -43,11 +43,23 @@ from sync.incoming.payloads import normalise_company, normalise_contact
 from sync.incoming.transforms import company_to_hull_account, contact_to_hull_user
 from sync.models import Connector, Direction, SyncCursor, SyncLog
 from sync.synclog import log_outcome
-from sync.transient import DATABASE_UNAVAILABLE
+from sync.work import (
+    FETCH_STEP,
+    RATE_LIMIT_FALLBACK,
+    TOKEN_REFUSED_ACTION,
+    Failure,
+    classify,
+    connector_token_refused,
+    enqueue,
+    reraise_halt,
+    resume_time,
+    schedule_resume,
+    token_refused,
+)
 
 logger = logging.getLogger(__name__)
 
-FETCH_TASK = "sync.tasks.fetch_step"
+FETCH_TASK = FETCH_STEP
 CONTINUATION_SUFFIX = ":next"
 # One page must finish well inside the task timeout (120 s); the lease outlives it, and is shorter
 # than django-q2's `retry` (180 s) so a redelivered task of a killed worker can take over.
@@ -189,8 +201,6 @@ def schedule_name(connector: Connector, stream: str) -> str:
 
 def fetch_step(*, connector: Connector, kind: str, stream: str, chain: bool = True) -> StepResult:
     """One page of a fetch. With `chain`, enqueues the next page itself (after releasing the lease)."""
-    from sync.intercom.errors import IntercomRateLimited, IntercomServerError, IntercomUnavailable
-
     continuation = kind.endswith(CONTINUATION_SUFFIX)
     kind = kind.removesuffix(CONTINUATION_SUFFIX)
     if kind not in SyncCursor.Kind.values or stream not in SyncCursor.Stream.values:
@@ -203,13 +213,16 @@ def fetch_step(*, connector: Connector, kind: str, stream: str, chain: bool = Tr
     try:
         cursor.refresh_from_db()
         result = _step_locked(connector, cursor, continuation)
-    except IntercomRateLimited as exc:
-        result = _halt(cursor, exc, chain=chain)
-    except (IntercomServerError, IntercomUnavailable, *DATABASE_UNAVAILABLE) as exc:
-        result = _transient_failure(cursor, exc, chain=chain)
     except Exception as exc:
-        _record_failure(cursor, exc)
-        raise
+        # The lifecycle's one classification (sync/work.py): halts wait, transient failures retry.
+        kind_of_failure = classify(exc)
+        if kind_of_failure is Failure.HALT:
+            result = _halt(cursor, exc, chain=chain)
+        elif kind_of_failure is Failure.TRANSIENT:
+            result = _transient_failure(cursor, exc, chain=chain)
+        else:
+            _record_failure(cursor, exc)
+            raise
     finally:
         _release_lease(cursor)
     if result.more and chain:
@@ -224,6 +237,9 @@ def _step_locked(connector: Connector, cursor: SyncCursor, continuation: bool) -
         return StepResult("cancelled")
     if not connector.is_active:
         return StepResult("idle")
+    connector.refresh_from_db(fields=["intercom_token_refused_at"])
+    if connector.is_intercom_token_refused:
+        return StepResult("held")  # reconnecting Intercom resumes fetch-all runs (sync.work.connector_work_resume)
     if cursor.kind == SyncCursor.Kind.FETCH_ALL:
         if cursor.status not in (Status.RUNNING, Status.HALTED):
             return StepResult("idle")  # finished or cancelled: a late duplicate of a step
@@ -361,7 +377,7 @@ def _maps_last_seen(ctx: IncomingContext, role: str) -> bool:
 
 def _ingest_page(ctx: IncomingContext, cursor: SyncCursor, page: Page) -> tuple[int, int, datetime | None]:
     """Transform, skip what Hull already has, send; returns (sent, skipped, newest updated_at sent)."""
-    from sync.intercom.errors import IntercomApiError, IntercomRateLimited
+    from sync.intercom.errors import IntercomApiError
 
     is_company = cursor.stream == SyncCursor.Stream.COMPANIES
     entity = "company" if is_company else ROLE_FOR_STREAM[cursor.stream]
@@ -379,14 +395,13 @@ def _ingest_page(ctx: IncomingContext, cursor: SyncCursor, page: Page) -> tuple[
             continue
         try:
             updates.append(company_to_hull_account(ctx, item) if is_company else contact_to_hull_user(ctx, item, role=entity))
-        except IntercomRateLimited:
-            raise
         except IntercomApiError as exc:
+            reraise_halt(exc)  # a rate limit or a refused token stops the page, not this entity
             # One entity's lookup failed (e.g. merged away between listing and reading): its error.
             log_incoming_error(
                 ctx,
                 entity=SyncLog.EntityType.ACCOUNT if is_company else entity,
-                reason="intercom_error",
+                reason=SyncLog.Reason.INTERCOM_ERROR,
                 message=str(exc),
                 intercom_id=str(item["id"]),
             )
@@ -464,14 +479,25 @@ def _finish(cursor: SyncCursor, status: str) -> None:
 
 
 def _halt(cursor: SyncCursor, exc: Any, *, chain: bool) -> StepResult:
-    """Rate limited: record the halt, resume this same page at the reset time (STYLE.md 7)."""
-    reset_at = getattr(exc, "reset_at", None)
-    if isinstance(reset_at, (int, float)):
-        resume_at = datetime.fromtimestamp(reset_at, tz=dt_timezone.utc)
-    elif isinstance(reset_at, datetime):
-        resume_at = reset_at if reset_at.tzinfo else reset_at.replace(tzinfo=dt_timezone.utc)
-    else:
-        resume_at = timezone.now() + timedelta(seconds=10)
+    """Rate limited: record the halt, resume this same page at the reset time (STYLE.md 7).
+    Token refused: the connector is marked and the run waits for Intercom to be connected again."""
+    if token_refused(exc):
+        connector_token_refused(cursor.connector, exc)
+        cursor.status = SyncCursor.Status.HALTED
+        cursor.last_error = f"halted: Intercom refused the token ({exc}). {TOKEN_REFUSED_ACTION}."
+        cursor.save(update_fields=["status", "last_error", "updated_at"])
+        log_outcome(
+            cursor.connector,
+            direction=Direction.INCOMING,
+            entity=SyncLog.EntityType.ACCOUNT if cursor.stream == SyncCursor.Stream.COMPANIES else ROLE_FOR_STREAM[cursor.stream],
+            status=SyncLog.Status.HALTED,
+            action="incoming.job.halted",
+            reason=SyncLog.Reason.INTERCOM_UNAUTHORIZED,
+            message=f"Intercom refused the access token: {cursor.get_kind_display().lower()} of {cursor.stream} waits. {TOKEN_REFUSED_ACTION}.",
+            data={"kind": cursor.kind, "stream": cursor.stream},
+        )
+        return StepResult("halted")
+    resume_at = resume_time(exc) or timezone.now() + RATE_LIMIT_FALLBACK
     cursor.status = SyncCursor.Status.HALTED
     cursor.last_error = f"halted: rate_limited until {resume_at.isoformat()}"
     cursor.save(update_fields=["status", "last_error", "updated_at"])
@@ -481,7 +507,7 @@ def _halt(cursor: SyncCursor, exc: Any, *, chain: bool) -> StepResult:
         entity=SyncLog.EntityType.ACCOUNT if cursor.stream == SyncCursor.Stream.COMPANIES else ROLE_FOR_STREAM[cursor.stream],
         status=SyncLog.Status.HALTED,
         action="incoming.job.halted",
-        reason="rate_limited",
+        reason=SyncLog.Reason.RATE_LIMITED,
         message=f"Intercom rate limit reached; {cursor.get_kind_display().lower()} of {cursor.stream} resumes at {resume_at.isoformat()}.",
         data={"kind": cursor.kind, "stream": cursor.stream, "resume_at": resume_at.isoformat()},
     )
@@ -496,23 +522,18 @@ def _transient_failure(cursor: SyncCursor, exc: Exception, *, chain: bool) -> St
     later. (If the database cannot even record this, the exception fails the task instead.)"""
     _record_failure(cursor, exc)
     if cursor.kind == SyncCursor.Kind.FETCH_ALL and chain:
-        _schedule_resume(cursor, timezone.now() + timedelta(seconds=60))
+        _schedule_resume(cursor, resume_time(exc) or timezone.now() + RATE_LIMIT_FALLBACK)
     return StepResult("failed")
 
 
 def _schedule_resume(cursor: SyncCursor, resume_at: datetime) -> None:
     """A one-off continuation of this run at `resume_at` (a ONCE schedule deletes itself once run)."""
-    from django_q.models import Schedule
-    from django_q.tasks import schedule
-
-    schedule(
+    schedule_resume(
         FETCH_TASK,
-        cursor.connector_id,
-        str(cursor.kind) + CONTINUATION_SUFFIX,
-        str(cursor.stream),  # plain strings: the scheduler reads the args back with ast.literal_eval
+        # plain strings: the scheduler reads the args back with ast.literal_eval
+        (cursor.connector_id, str(cursor.kind) + CONTINUATION_SUFFIX, str(cursor.stream)),
         name=f"intercom-fetch-resume:{cursor.pk}:{int(resume_at.timestamp())}",
-        schedule_type=Schedule.ONCE,
-        next_run=resume_at,
+        at=resume_at,
     )
 
 
@@ -530,7 +551,4 @@ def _record_failure(cursor: SyncCursor, exc: Exception) -> None:
 
 
 def _enqueue_step(connector_id: int, kind: str, stream: str) -> None:
-    from sync.incoming.queue import enqueue_task
-
-    group = f"intercom-fetch:{connector_id}:{stream}"
-    transaction.on_commit(lambda: enqueue_task(FETCH_TASK, connector_id, kind, stream, group=group))
+    enqueue(FETCH_TASK, connector_id, kind, stream, group=f"intercom-fetch:{connector_id}:{stream}")

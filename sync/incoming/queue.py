@@ -1,25 +1,12 @@
-"""Enqueueing the incoming tasks (call it from `transaction.on_commit`)."""
+"""Enqueueing the incoming tasks: kept for its callers; the one implementation is `sync.work.enqueue_now`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
-
 
 def enqueue_task(func: str, *args: Any, group: str) -> None:
-    """`async_task`, inside an atomic block when a worker will run it.
+    """`sync.work.enqueue_now` (call it from `transaction.on_commit`, or use `sync.work.enqueue`)."""
+    from sync.work import enqueue_now
 
-    Outside an atomic block django-q2's ORM broker calls `close_old_connections()` on every
-    enqueue, so with CONN_MAX_AGE=0 (our SQLite setting) each webhook reopened the database:
-    85% of a delivery's time (bench/incoming.py). In sync mode (tests) the task runs inline and
-    must not share that block, or a failing task would roll back its own failure record.
-    """
-    from django_q.conf import Conf
-    from django_q.tasks import async_task
-
-    if Conf.SYNC:
-        async_task(func, *args, group=group)
-        return
-    with transaction.atomic():
-        async_task(func, *args, group=group)
+    enqueue_now(func, *args, group=group)

@@ -9,28 +9,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone as dt_timezone
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from sync.incoming.context import IncomingContext
-from sync.incoming.handlers import Outcome
 from sync.incoming.payloads import IntercomNotification, notification_from_payload
-from sync.incoming.queue import enqueue_task
 from sync.incoming.topics import handler_for, ignored_reason, topic_is_whitelisted
 from sync.models import Connector, DeliveryStatus, Direction, SyncLog, WebhookDelivery
 from sync.synclog import log_outcome
 from sync.transient import DATABASE_UNAVAILABLE
+from sync.work import (
+    MAX_TRANSIENT_ATTEMPTS,  # noqa: F401 - its older home
+    PROCESS_WEBHOOK_DELIVERY,
+    Failure,
+    Run,
+    classify,
+    enqueue_now,
+    halted_from,
+    lease_take,
+    resume_time,
+    token_refused,
+)
 
 logger = logging.getLogger(__name__)
 
-PROCESS_TASK = "sync.tasks.process_webhook_delivery"
-# Transient Intercom/Hull trouble: retried by our own schedule, base * 2**attempt seconds, capped.
-RETRY_BASE_SECONDS = 60
-RETRY_MAX_SECONDS = 3600
-MAX_TRANSIENT_ATTEMPTS = 5
+PROCESS_TASK = PROCESS_WEBHOOK_DELIVERY
 FINAL_STATUSES = (DeliveryStatus.DONE, DeliveryStatus.IGNORED, DeliveryStatus.UNSUPPORTED)
 
 
@@ -85,105 +90,83 @@ def webhook_delivery_receive(
 
 
 def _enqueue(delivery_id: int) -> None:
-    enqueue_task(PROCESS_TASK, delivery_id, group="intercom-webhooks")
+    enqueue_now(PROCESS_TASK, delivery_id, group="intercom-webhooks")
 
 
 def webhook_delivery_process(*, delivery: WebhookDelivery) -> None:
-    """Run the topic's handler once; safe to call again (final deliveries are left alone)."""
-    from sync.intercom.errors import IntercomRateLimited, IntercomServerError, IntercomUnavailable
+    """Run the topic's handler once; safe to call again (final deliveries are left alone).
 
+    The lifecycle is sync/work.py's: a HALT (rate limit, token refused) or a TRANSIENT failure
+    (Intercom 5xx/timeouts, the database) sends the delivery back to pending with its resume
+    scheduled (transient ones fail after MAX_TRANSIENT_ATTEMPTS tries); a bug fails it.
+    """
     connector = delivery.connector
-    if delivery.status in FINAL_STATUSES:
-        return
-    if not connector.is_active:
-        # Paused: the delivery stays pending; resuming the connector replays pending deliveries.
-        return
     handler = handler_for(delivery.topic)
-    if handler is None:
-        _finish(delivery, Outcome(DeliveryStatus.UNSUPPORTED, "unknown topic"))
+    if handler is None and delivery.status not in FINAL_STATUSES:
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.UNSUPPORTED, error="unknown topic", processed_at=timezone.now())
         return
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.PROCESSING, attempts=delivery.attempts + 1)
-    delivery.attempts += 1
+    run = lease_take(delivery)
+    if run is None:
+        return  # final, owned by a live try, paused, or waiting for Intercom to be connected again
     note = notification_from_payload(delivery.payload)
     note = IntercomNotification(**{**note.__dict__, "notification_id": delivery.notification_id})
     ctx = IncomingContext(connector=connector, delivery=delivery)
     try:
         outcome = handler(ctx, note)
-    except IntercomRateLimited as exc:
-        _retry_later(delivery, reason="rate_limited", message=str(exc), at=_reset_time(exc), halted=True)
-        return
-    except (IntercomServerError, IntercomUnavailable, *DATABASE_UNAVAILABLE) as exc:
-        # Not the delivery's fault: retried with back-off (if the database lets us write that
-        # down; if not, the exception fails the task and the stale-work sweep re-runs it).
-        reason = "database_unavailable" if isinstance(exc, DATABASE_UNAVAILABLE) else "intercom_unavailable"
-        if delivery.attempts >= MAX_TRANSIENT_ATTEMPTS:
-            _fail(delivery, reason=reason, message=str(exc))
-            return
-        delay = min(RETRY_BASE_SECONDS * 2 ** (delivery.attempts - 1), RETRY_MAX_SECONDS)
-        _retry_later(delivery, reason=reason, message=str(exc), at=timezone.now() + timedelta(seconds=delay))
-        return
     except Exception as exc:
-        # A bug or a Hull failure: recorded, then raised so django-q2 retries (handlers are idempotent).
-        _fail(delivery, reason="unexpected_error", message=f"{type(exc).__name__}: {exc}")
+        kind = classify(exc)
+        if kind in (Failure.HALT, Failure.TRANSIENT):
+            _wait(run, exc)
+            return
+        # A bug or a Hull failure: recorded, then raised so django-q2 logs it (replayable).
+        _fail(run, reason=SyncLog.Reason.UNEXPECTED_ERROR, message=f"{type(exc).__name__}: {exc}")
         raise
-    _finish(delivery, outcome)
+    run.finish(outcome.status, outcome.reason if not outcome.message else f"{outcome.reason}: {outcome.message}")
 
 
-def _finish(delivery: WebhookDelivery, outcome: Outcome) -> None:
-    delivery.status = outcome.status
-    delivery.error = outcome.reason if not outcome.message else f"{outcome.reason}: {outcome.message}"
-    delivery.processed_at = timezone.now()
-    delivery.save(update_fields=["status", "error", "processed_at"])
+def _reason_for(exc: BaseException) -> str:
+    if token_refused(exc):
+        return SyncLog.Reason.INTERCOM_UNAUTHORIZED
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        return SyncLog.Reason.DATABASE_UNAVAILABLE
+    if classify(exc) is Failure.HALT:
+        return SyncLog.Reason.RATE_LIMITED
+    return SyncLog.Reason.INTERCOM_UNAVAILABLE
 
 
-def _fail(delivery: WebhookDelivery, *, reason: str, message: str) -> None:
-    _finish(delivery, Outcome(DeliveryStatus.FAILED, reason, message))
+def _wait(run: Run, exc: BaseException) -> None:
+    delivery = run.unit
+    reason = _reason_for(exc)
+    halted = classify(exc) is Failure.HALT
+    when = resume_time(exc, attempts=delivery.attempts)
+    note = f"{reason}: " + (f"retry at {when.isoformat()}" if when else "held until Intercom is connected again")
+    resume_at = run.wait(exc, note=note)
+    if delivery.status == DeliveryStatus.FAILED:  # transient failures kept coming: given up
+        _log_row(delivery, status=SyncLog.Status.ERROR, reason=reason, message=str(exc))
+    elif halted:
+        _log_row(
+            delivery,
+            status=SyncLog.Status.HALTED,
+            reason=reason,
+            message=str(halted_from(exc)),
+            extra={"retry_at": resume_at.isoformat()} if resume_at else {},
+        )
+
+
+def _fail(run: Run, *, reason: str, message: str) -> None:
+    run.finish(DeliveryStatus.FAILED, f"{reason}: {message}")
+    _log_row(run.unit, status=SyncLog.Status.ERROR, reason=reason, message=message)
+
+
+def _log_row(delivery: WebhookDelivery, *, status: str, reason: str, message: str, extra: dict[str, Any] | None = None) -> None:
     log_outcome(
         delivery.connector,
         direction=Direction.INCOMING,
         entity=SyncLog.EntityType.USER,
-        status=SyncLog.Status.ERROR,
-        action="incoming.user.error",
+        status=status,
+        action=f"incoming.user.{status}",
         reason=reason,
         message=message,
-        data={"topic": delivery.topic, "notification_id": delivery.notification_id},
+        data={"topic": delivery.topic, "notification_id": delivery.notification_id, **(extra or {})},
         delivery=delivery,
     )
-
-
-def _retry_later(delivery: WebhookDelivery, *, reason: str, message: str, at: datetime, halted: bool = False) -> None:
-    """Back to pending, processed again by a one-off schedule (a halt, not a failure: STYLE.md 7)."""
-    from django_q.models import Schedule
-    from django_q.tasks import schedule
-
-    delivery.status = DeliveryStatus.PENDING
-    delivery.error = f"{reason}: retry at {at.isoformat()}"
-    delivery.save(update_fields=["status", "error"])
-    if halted:
-        log_outcome(
-            delivery.connector,
-            direction=Direction.INCOMING,
-            entity=SyncLog.EntityType.USER,
-            status=SyncLog.Status.HALTED,
-            action="incoming.user.halted",
-            reason=reason,
-            message=message,
-            data={"topic": delivery.topic, "retry_at": at.isoformat()},
-            delivery=delivery,
-        )
-    schedule(
-        PROCESS_TASK,
-        delivery.pk,
-        name=f"intercom-webhook-retry:{delivery.pk}:{delivery.attempts}",
-        schedule_type=Schedule.ONCE,
-        next_run=at,
-    )
-
-
-def _reset_time(exc: Any) -> datetime:
-    reset_at = getattr(exc, "reset_at", None)
-    if isinstance(reset_at, datetime):
-        return reset_at if reset_at.tzinfo else reset_at.replace(tzinfo=dt_timezone.utc)
-    if isinstance(reset_at, (int, float)):
-        return datetime.fromtimestamp(reset_at, tz=dt_timezone.utc)
-    return timezone.now() + timedelta(seconds=RETRY_BASE_SECONDS)

@@ -20,39 +20,31 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.utils import timezone
 
-from sync.intercom.errors import BATCH_HALTING_ERRORS, IntercomOutcomeUnknown, IntercomRateLimited, IntercomUnauthorized
 from sync.models import Connector, DeliveryStatus, HullNotification, HullSegment, SyncLog
 from sync.outgoing.attributes import data_attributes_sync
 from sync.outgoing.companies import account_sync
 from sync.outgoing.contacts import contact_sync
 from sync.outgoing.context import OutgoingContext, build_context
 from sync.outgoing.routing import COMPANY, SKIP, USER, message_field, route_message
-from sync.transient import DATABASE_RETRY_DELAY, DATABASE_UNAVAILABLE
+from sync.transient import DATABASE_UNAVAILABLE
+from sync.work import SEARCH_SETTLE, Failure, Halted, Run, classify, halted_from, halts, lease_take  # noqa: F401 - SEARCH_SETTLE: its older home
 
 logger = logging.getLogger("sync.outgoing")
 
 DEFAULT_CONCURRENCY = 4  # threads per notification; Intercom's budget, not CPU, is the limit
-HALT_FALLBACK = timedelta(seconds=60)  # when Intercom gave no reset time
-# After a create whose answer was lost: Intercom's search shows new contacts "within a few minutes".
-SEARCH_SETTLE = timedelta(minutes=5)
-# What stops the whole batch instead of ending in one entity's error row.
-HALTING_ERRORS = (*BATCH_HALTING_ERRORS, *DATABASE_UNAVAILABLE)
+
+# The older name of the lifecycle's halt (sync/work.py): raised when Intercom says stop.
+OutgoingHalted = Halted
 
 
-class OutgoingHalted(Exception):
-    """Intercom said stop (rate limit, or the token no longer works): the rest waits."""
-
-    def __init__(self, message: str, *, resume_at: datetime | None = None, retryable: bool = True) -> None:
-        super().__init__(message)
-        self.resume_at = resume_at
-        self.retryable = retryable
+def _stops_batch(exc: BaseException) -> bool:
+    """A HALT (sync/work.py), or the database gone: the whole batch waits instead of one entity failing."""
+    return halts(exc) or isinstance(exc, DATABASE_UNAVAILABLE)
 
 
 # --- one message ---------------------------------------------------------------------------------
@@ -101,9 +93,9 @@ def _run_guarded(ctx: OutgoingContext, message: Any) -> None:
     """Unexpected errors end in the entity's error row instead of failing the whole batch."""
     try:
         message_sync(ctx, message)
-    except HALTING_ERRORS:
-        raise
     except Exception as exc:  # noqa: BLE001 - one entity's bug must not lose the other messages
+        if _stops_batch(exc):
+            raise
         logger.exception("outgoing.message.crashed", extra={"connector": ctx.connector.pk})
         ctx.log(
             "account" if message_field(message, "user") is None else USER,
@@ -143,8 +135,9 @@ class _Progress:
     SAVE_EVERY = 25  # messages
     SAVE_AFTER = 2.0  # seconds
 
-    def __init__(self, notification: HullNotification | None) -> None:
+    def __init__(self, notification: HullNotification | None, run: Run | None = None) -> None:
         self.notification = notification
+        self.run = run
         self.done: set[int] = set(int(i) for i in (notification.processed_messages or [])) if notification else set()
         self._lock = threading.Lock()
         self._unsaved = 0
@@ -167,6 +160,8 @@ class _Progress:
             HullNotification.objects.filter(pk=self.notification.pk).update(
                 processed_messages=self.notification.processed_messages
             )
+        if self.run is not None:
+            self.run.heartbeat()  # progress is proof of life: the lease runs on
         self._unsaved = 0
         self._saved_at = time.monotonic()
 
@@ -195,9 +190,10 @@ def _messages_sync(
     notification: HullNotification | None,
     context: OutgoingContext | None = None,
     resumable: bool,
+    run: Run | None = None,
 ) -> None:
     ctx = context or build_context(connector, notification)
-    progress = _Progress(notification if resumable else None)
+    progress = _Progress(notification if resumable else None, run)
     pending = [(i, m) for i, m in enumerate(messages) if i not in progress.done]
     halt: BaseException | None = None
     try:
@@ -206,7 +202,7 @@ def _messages_sync(
             for index, message in pending:
                 try:
                     _run_guarded(ctx, message)
-                except HALTING_ERRORS as exc:
+                except Exception as exc:  # noqa: BLE001 - _run_guarded lets only batch stoppers through
                     halt = exc
                     break
                 progress.mark(index)
@@ -218,13 +214,8 @@ def _messages_sync(
         ctx.firehose.flush()
         ctx.record_sent_payloads()
         progress.save()
-    if isinstance(halt, IntercomRateLimited):
-        raise OutgoingHalted(f"Intercom rate limit: {halt.message}", resume_at=halt.reset_at) from halt
-    if isinstance(halt, IntercomUnauthorized):
-        raise OutgoingHalted(f"Intercom refused the token: {halt}", retryable=False) from halt
-    if isinstance(halt, IntercomOutcomeUnknown):
-        resume_at = timezone.now() + SEARCH_SETTLE
-        raise OutgoingHalted(f"Intercom's answer to a create was lost ({halt}); resuming once its search shows the contact", resume_at=resume_at) from halt
+    if halt is not None and halts(halt):
+        raise halted_from(halt) from halt
     if halt is not None:
         raise halt
 
@@ -246,7 +237,7 @@ def _run_pool(ctx: OutgoingContext, pending: list[tuple[int, Any]], progress: _P
                 exc = future.exception()
                 if exc is None:
                     progress.mark(index)
-                else:  # a HALTING_ERRORS one: _run_guarded catches everything else
+                else:  # a batch stopper: _run_guarded catches everything else
                     halt = halt or exc
             if halt is not None:
                 queue.clear()
@@ -279,84 +270,80 @@ def _segment_kind(channel: str) -> str:
 # --- the task body -------------------------------------------------------------------------------
 
 
-def _finish(notification: HullNotification, status: str, error: str = "") -> None:
-    notification.status = status
-    notification.error = error[:5000]
-    notification.processed_at = timezone.now() if status != DeliveryStatus.PENDING else None
-    notification.save(update_fields=["status", "error", "processed_at"])
-
-
-def _schedule_resume(notification: HullNotification, resume_at: datetime | None) -> None:
-    """Run the task again when Intercom's window resets (a ONCE schedule deletes itself)."""
-    from django_q.models import Schedule
-
-    when = resume_at or timezone.now() + HALT_FALLBACK
-    Schedule.objects.update_or_create(
-        name=f"hull-notification-resume:{notification.pk}",
-        defaults={
-            "func": "sync.tasks.process_notification",
-            "args": repr((notification.pk,)),
-            "schedule_type": Schedule.ONCE,
-            "next_run": when,
-            "repeats": -1,
-        },
+def _parse(notification: HullNotification) -> tuple[Any, list[Any], list[tuple[int, Any, str]]]:
+    """The notification's envelope and its readable messages, plus (index, raw, why) of the malformed
+    ones: one bad message (`user: null`) gets its own error row instead of failing the others."""
+    from sync.hull.messages import (
+        ACCOUNT_CHANNEL,
+        USER_CHANNEL,
+        NotificationError,
+        normalise_account_message,
+        normalise_user_message,
+        parse_notification,
     )
 
+    payload = notification.payload or {}
+    raw_messages = payload.get("messages") if isinstance(payload, dict) else None
+    channel = payload.get("channel") if isinstance(payload, dict) else None
+    if channel not in (USER_CHANNEL, ACCOUNT_CHANNEL) or not isinstance(raw_messages, list):
+        parsed = parse_notification(payload)
+        return parsed, list(parsed.messages), []
+    parsed = parse_notification({**payload, "messages": []})
+    normalise = normalise_user_message if channel == USER_CHANNEL else normalise_account_message
+    is_export = bool(payload.get("is_export"))
+    messages: list[Any] = []
+    malformed: list[tuple[int, Any, str]] = []
+    for index, raw in enumerate(raw_messages):
+        try:
+            messages.append(normalise(raw, is_export=is_export))
+        except NotificationError as exc:
+            malformed.append((index, raw, str(exc)))
+    return parsed, messages, malformed
 
-# What sends a notification (or an export) back to wait instead of failing it.
-WAITING_ERRORS = (OutgoingHalted, *DATABASE_UNAVAILABLE)
 
+def _log_malformed(connector: Connector, notification: HullNotification, malformed: list[tuple[int, Any, str]]) -> None:
+    from sync.synclog import log_outcome
+    from sync.models import Direction
 
-def notification_wait_or_fail(notification: HullNotification, exc: BaseException) -> None:
-    """After a WAITING_ERRORS one: back to pending with its resume scheduled, or failed when Intercom
-    refused the token. The database going away is not the notification's fault either (if the database
-    cannot even record the wait, this raises, the task fails and the stale-work sweep re-runs it)."""
-    if isinstance(exc, OutgoingHalted) and not exc.retryable:
-        _finish(notification, DeliveryStatus.FAILED, str(exc))
-    elif isinstance(exc, OutgoingHalted):
-        _finish(notification, DeliveryStatus.PENDING, str(exc))
-        _schedule_resume(notification, exc.resume_at)
-    else:
-        _finish(notification, DeliveryStatus.PENDING, f"Database unavailable, retrying: {exc}")
-        _schedule_resume(notification, timezone.now() + DATABASE_RETRY_DELAY)
-    logger.warning(
-        "outgoing.notification.halted",
-        extra={"connector": notification.connector_id, "notification": notification.pk, "error": type(exc).__name__},
-    )
+    account = notification.channel.startswith("account")
+    for index, raw, why in malformed:
+        raw_id = raw.get("message_id") if isinstance(raw, dict) else None
+        log_outcome(
+            connector,
+            direction=Direction.OUTGOING,
+            entity=SyncLog.EntityType.ACCOUNT if account else SyncLog.EntityType.USER,
+            status=SyncLog.Status.ERROR,
+            action=f"outgoing.{'account' if account else 'user'}.error",
+            reason=SyncLog.Reason.MALFORMED_MESSAGE,
+            message=f"Message {index} of the notification could not be read and was not synced: {why}",
+            data={"message_index": index, "message_id": str(raw_id or "")},
+            notification=notification,
+        )
 
 
 def notification_process(*, notification: HullNotification) -> None:
     """Parse, refresh segments, dedupe, route and sync every message of a stored notification."""
-    from sync.hull.messages import (
-        ENTITY_CHANNELS,
-        SEGMENT_CHANNELS,
-        SHIP_CHANNEL,
-        NotificationError,
-        dedupe_messages,
-        parse_notification,
-    )
+    from sync.hull.messages import ENTITY_CHANNELS, SEGMENT_CHANNELS, SHIP_CHANNEL, NotificationError, dedupe_messages
 
     connector = notification.connector
-    if notification.status in (DeliveryStatus.DONE, DeliveryStatus.IGNORED):
-        return  # a replayed task: everything was done already
-    if not connector.is_active:
-        logger.info("outgoing.notification.paused", extra={"connector": connector.pk, "notification": notification.pk})
-        return  # stays pending: paused connectors store what they receive and sync nothing
-    notification.status = DeliveryStatus.PROCESSING
-    notification.attempts += 1
-    notification.save(update_fields=["status", "attempts"])
+    run = lease_take(notification)
+    if run is None:
+        # Final already (a replayed task), another worker holds it, or the connector is paused or
+        # waits for Intercom to be connected again: it stays as it is.
+        logger.info("outgoing.notification.not-taken", extra={"connector": connector.pk, "notification": notification.pk, "status": notification.status})
+        return
 
     try:
-        parsed = parse_notification(notification.payload)
+        parsed, messages, malformed = _parse(notification)
     except NotificationError as exc:
-        _finish(notification, DeliveryStatus.FAILED, f"Unreadable notification: {exc}")
+        run.finish(DeliveryStatus.FAILED, f"Unreadable notification: {exc}")
         return
     channel = parsed.channel or notification.channel
 
     try:
         if channel == SHIP_CHANNEL:
             data_attributes_sync(connector=connector)
-            _finish(notification, DeliveryStatus.DONE)
+            run.finish(DeliveryStatus.DONE)
             return
         if channel in SEGMENT_CHANNELS:
             segments_refresh(
@@ -365,22 +352,33 @@ def notification_process(*, notification: HullNotification) -> None:
                 kind=_segment_kind(channel),
                 deleted=channel.endswith(":delete"),
             )
-            _finish(notification, DeliveryStatus.DONE)
+            run.finish(DeliveryStatus.DONE)
             return
         if channel not in ENTITY_CHANNELS:
-            _finish(notification, DeliveryStatus.UNSUPPORTED, f"Channel {channel!r} is not handled")
+            run.finish(DeliveryStatus.UNSUPPORTED, f"Channel {channel!r} is not handled")
             return
         segments_refresh(connector=connector, segments=parsed.segments, kind=HullSegment.Kind.USER)
         segments_refresh(connector=connector, segments=parsed.account_segments, kind=HullSegment.Kind.ACCOUNT)
-        messages = dedupe_messages(parsed.messages)
+        if malformed and not notification.processed_messages:
+            _log_malformed(connector, notification, malformed)
+        messages = dedupe_messages(messages)
         if notification.message_count != len(messages):
             notification.message_count = len(messages)
             notification.save(update_fields=["message_count"])
-        _messages_sync(connector=connector, messages=messages, notification=notification, resumable=True)
-    except WAITING_ERRORS as exc:
-        notification_wait_or_fail(notification, exc)
-        return
+        _messages_sync(connector=connector, messages=messages, notification=notification, resumable=True, run=run)
     except Exception as exc:
-        _finish(notification, DeliveryStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        if classify(exc) in (Failure.HALT, Failure.TRANSIENT):
+            run.wait(exc)
+            return
+        run.fail(exc)
         raise
-    _finish(notification, DeliveryStatus.DONE)
+    error = f"{len(malformed)} malformed message(s) not synced (see the sync log)" if malformed else ""
+    run.finish(DeliveryStatus.DONE, error)
+
+
+def notification_wait_or_fail(run: Run, exc: BaseException) -> None:
+    """After an exception in a notification or export try: wait (HALT, TRANSIENT) or fail (the rest)."""
+    if classify(exc) in (Failure.HALT, Failure.TRANSIENT):
+        run.wait(exc)
+    else:
+        run.fail(exc)

@@ -7,6 +7,9 @@
 - `connector_check`: is this connector able to work? (`check_connector`).
 - `segment_push`: ask Hull for an export of one segment, delivered to our batch endpoint and
   synced like any export (`push_segment`).
+- `fetch_all_cancel`: stop every running fetch-all of a connector (`cancel_fetch_all`).
+- `data_attributes_create`: create in Intercom the custom attributes the outgoing mappings write
+  (`sync_data_attributes`).
 """
 
 from __future__ import annotations
@@ -312,3 +315,32 @@ def segment_push(*, connector: Connector, segment_id: str, hull_client: Any = No
         segment_name=str(segment.get("name") or segment_id),
         batch_url=connector_batch_url(connector, segment_id=segment_id, mask_secret=True),
     )
+
+
+def fetch_all_cancel(*, connector: Connector) -> list[Any]:
+    """Ask every running fetch-all of the connector to stop after its page in progress; returns the cursors.
+
+    The admin's "Cancel running fetch-all" and `manage.py cancel_fetch_all` both call this.
+    """
+    from sync.incoming.fetch import fetch_cancel
+    from sync.models import SyncCursor
+
+    cursors = [fetch_cancel(connector=connector, stream=stream) for stream in SyncCursor.Stream.values]
+    return [cursor for cursor in cursors if cursor is not None]
+
+
+def data_attributes_create(*, connector: Connector) -> list[tuple[str, str]]:
+    """Create the missing Intercom custom attributes of the outgoing mappings; returns (model, name) created.
+
+    The admin's "Sync data attributes" and `manage.py sync_data_attributes` both call this.
+    """
+    from sync.outgoing.attributes import data_attributes_sync
+
+    created = list(data_attributes_sync(connector=connector) or [])
+    try:
+        # The admin's attribute pickers cache Intercom's schema: drop it so they show the new ones.
+        from settings_ui.schema import forget_data_attributes
+    except ImportError:  # a deployment without the admin app
+        return created
+    forget_data_attributes(connector)
+    return created

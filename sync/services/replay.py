@@ -10,12 +10,10 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
-from django_q.tasks import async_task
 
 from sync.models import Connector, DeliveryStatus, HullNotification, WebhookDelivery
+from sync import work
 
 logger = logging.getLogger(__name__)
 
@@ -23,17 +21,21 @@ logger = logging.getLogger(__name__)
 REPLAYABLE_STATUSES = (DeliveryStatus.FAILED,)
 
 
-def _enqueue(task: str, ids: list[int]) -> None:
+def _enqueue(task: str, ids: list[int], group: str) -> None:
     for pk in ids:
-        transaction.on_commit(lambda pk=pk: async_task(task, pk))
+        work.enqueue(task, pk, group=group)
+
+
+# A replay starts the unit afresh; its attempt rows (sync.models.WorkAttempt) keep the history.
+_RESET = {"status": DeliveryStatus.PENDING, "error": "", "processed_at": None, "lease_owner": "", "lease_until": None, "resume_at": None}
 
 
 @transaction.atomic
 def webhook_deliveries_replay(*, deliveries: Iterable[WebhookDelivery]) -> int:
     """Reset the deliveries to pending and enqueue them again; returns how many."""
     ids = [delivery.pk for delivery in deliveries]
-    WebhookDelivery.objects.filter(pk__in=ids).update(status=DeliveryStatus.PENDING, error="", processed_at=None)
-    _enqueue("sync.tasks.process_webhook_delivery", ids)
+    WebhookDelivery.objects.filter(pk__in=ids).update(**_RESET)
+    _enqueue(work.PROCESS_WEBHOOK_DELIVERY, ids, "intercom-webhooks")
     logger.info("replay.deliveries", extra={"count": len(ids)})
     return len(ids)
 
@@ -45,10 +47,9 @@ def hull_notifications_replay(*, notifications: Iterable[HullNotification]) -> i
     `processed_messages` is cleared so every message of the notification is synced again.
     """
     ids = [notification.pk for notification in notifications]
-    HullNotification.objects.filter(pk__in=ids).update(
-        status=DeliveryStatus.PENDING, error="", processed_at=None, processed_messages=[]
-    )
-    _enqueue("sync.tasks.process_notification", ids)
+    HullNotification.objects.filter(pk__in=ids).update(**_RESET, processed_messages=[])
+    for notification in HullNotification.objects.filter(pk__in=ids):
+        work.unit_enqueue(notification)
     logger.info("replay.notifications", extra={"count": len(ids)})
     return len(ids)
 
@@ -60,27 +61,9 @@ def connector_failures_replay(*, connector: Connector) -> tuple[int, int]:
     return webhook_deliveries_replay(deliveries=deliveries), hull_notifications_replay(notifications=notifications)
 
 
-OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.PROCESSING)
+OPEN_STATUSES = work.OPEN_STATUSES
 
 
-@transaction.atomic
 def stale_work_requeue(*, older_than: timedelta | None = None, now: datetime | None = None) -> tuple[int, int]:
-    """Enqueue again the deliveries and notifications still open long after they arrived: (deliveries, notifications).
-
-    The broker's own redelivery does not cover every crash: django-q2's Redis broker has no
-    acknowledgement, so a task held by a killed worker is gone while its row stays pending or
-    processing. Enqueueing such a row again is safe (handlers are idempotent, notifications resume
-    from `processed_messages`). Rows of paused connectors wait for the connector, not for this.
-    """
-    older_than = older_than if older_than is not None else timedelta(seconds=settings.STALE_WORK_AFTER_SECONDS)
-    cutoff = (now or timezone.now()) - older_than
-    stale = {"status__in": OPEN_STATUSES, "received_at__lte": cutoff, "connector__is_active": True}
-    delivery_ids = list(WebhookDelivery.objects.filter(**stale).values_list("pk", flat=True))
-    notification_ids = list(HullNotification.objects.filter(**stale).values_list("pk", flat=True))
-    WebhookDelivery.objects.filter(pk__in=delivery_ids).update(status=DeliveryStatus.PENDING)
-    HullNotification.objects.filter(pk__in=notification_ids).update(status=DeliveryStatus.PENDING)
-    _enqueue("sync.tasks.process_webhook_delivery", delivery_ids)
-    _enqueue("sync.tasks.process_notification", notification_ids)
-    if delivery_ids or notification_ids:
-        logger.warning("recovery.requeued", extra={"deliveries": len(delivery_ids), "notifications": len(notification_ids)})
-    return len(delivery_ids), len(notification_ids)
+    """The stale-work sweep: `sync.work.stale_work_requeue` (leases, scheduled resumes respected)."""
+    return work.stale_work_requeue(older_than=older_than, now=now)

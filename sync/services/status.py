@@ -20,7 +20,7 @@ ERROR_THRESHOLD = 10
 # Notifications/deliveries still pending after this long mean no worker is running.
 STALE_QUEUE_AFTER = timedelta(minutes=15)
 # Reasons that mean Intercom refuses our token: the connection has to be redone.
-UNAUTHORIZED_REASONS = {"INTERCOM_UNAUTHORIZED", "intercom_unauthorized", "unauthorized"}
+UNAUTHORIZED_REASONS = {SyncLog.Reason.INTERCOM_UNAUTHORIZED}
 
 OK = "ok"
 WARNING = "warning"
@@ -55,6 +55,13 @@ def connector_status(*, connector: Connector) -> ConnectorStatus:
     if result.status == SETUP_REQUIRED:
         return result
 
+    if connector.is_intercom_token_refused:
+        # sync.work.connector_token_refused: every unit of work waits for a new token.
+        result.add(
+            ERROR,
+            "Intercom refused the access token (revoked, or the app was uninstalled): all syncing is on hold. "
+            "Connect Intercom again (Getting started) and the held work resumes.",
+        )
     if not connector.is_active:
         result.add(WARNING, "Connector is paused: what Hull and Intercom send is stored but nothing is synced.")
     if not (connector.synchronized_user_segments or connector.synchronized_lead_segments):
@@ -63,7 +70,7 @@ def connector_status(*, connector: Connector) -> ConnectorStatus:
     since = timezone.now() - STATUS_WINDOW
     recent = SyncLog.objects.filter(connector=connector, created_at__gte=since)
     errors = recent.filter(status=SyncLog.Status.ERROR)
-    if errors.filter(reason__in=UNAUTHORIZED_REASONS).exists():
+    if not connector.is_intercom_token_refused and errors.filter(reason__in=UNAUTHORIZED_REASONS).exists():
         result.add(ERROR, "Intercom rejected the access token: connect Intercom again.")
     error_count = errors.count()
     if error_count:

@@ -105,3 +105,67 @@ def intercom(intercom_sandbox: Any) -> Any:
     """The Intercom sandbox with search lag off: these tests seed data and then read it at once."""
     intercom_sandbox.set_search_lag(0)
     return intercom_sandbox
+
+
+class InjectedFaults:
+    """Deterministic faults on chosen sandbox calls, for the tests that need one exact failure.
+
+    `add(predicate, status, after=False)`: calls for which `predicate(method, path, query, body)`
+    is true are answered `status`; with `after=True` the sandbox does the work first (Intercom
+    can carry a call out and still answer 5xx). A predicate may keep its own count.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from sandbox.intercom import api
+
+        self._original = api.handle_request
+        self.rules: list[tuple[Any, int, bool, dict[str, str]]] = []
+        monkeypatch.setattr(api, "handle_request", self._handle)
+
+    def add(self, predicate: Any, status: int, *, after: bool = False, headers: dict[str, str] | None = None) -> None:
+        self.rules.append((predicate, status, after, headers or {}))
+
+    def clear(self) -> None:
+        self.rules.clear()
+
+    def _handle(self, method: str, path: str, query: Any, headers: Any, body: Any) -> tuple[int, dict[str, str], Any]:
+        from sandbox.intercom.api import error_body
+
+        for predicate, status, after, extra in self.rules:
+            if predicate(method, path, query, body):
+                answer_headers = {"Content-Type": "application/json"}
+                if after:
+                    _, answer_headers, _ = self._original(method, path, query, headers, body)
+                code = "rate_limit_exceeded" if status == 429 else "server_error"
+                return status, {**answer_headers, **extra}, error_body(code, f"injected {status}")
+        return self._original(method, path, query, headers, body)
+
+
+@pytest.fixture
+def faults(monkeypatch: pytest.MonkeyPatch, intercom: Any) -> InjectedFaults:
+    return InjectedFaults(monkeypatch)
+
+
+def nth(*numbers: int, method: str = "", path: str = "", when: Any = None) -> Any:
+    """A predicate true on the given occurrences (1-based) of matching calls."""
+    seen = {"n": 0}
+
+    def predicate(m: str, p: str, query: Any, body: Any) -> bool:
+        if (method and m != method) or (path and not p.startswith(path)) or (when and not when(query, body)):
+            return False
+        seen["n"] += 1
+        return seen["n"] in numbers
+
+    return predicate
+
+
+def seed_company(sandbox: Any, company_id: str, *, members: list[str] | tuple[str, ...] = (), **fields: Any) -> dict:
+    """A sandbox company (visible: it has members), with any field set, timestamps included."""
+    from sandbox.intercom.models import Company
+    from sandbox.intercom.render import render_company
+
+    company = sandbox.add_company(company_id, contact_ids=list(members))
+    if fields:
+        Company.objects.filter(intercom_id=company["id"]).update(**fields)
+    row = Company.objects.get(intercom_id=company["id"])
+    return render_company(row, sandbox.workspace)

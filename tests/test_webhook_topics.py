@@ -14,7 +14,7 @@ import pytest
 
 from sync.incoming.topics import IGNORED_TOPICS, SUPPORTED_TOPICS, TOPIC_HANDLERS
 from sync.models import DeliveryStatus, HullSegment, IdentityLink, SyncLog, WebhookDelivery
-from tests.test_incoming_fakes import FakeIntercom, RecordingFirehose, fake_intercom, firehose  # noqa: F401
+from tests.incoming_support import RecordingFirehose, firehose, intercom, seed_contact, seed_tag  # noqa: F401
 from webhooks.intercom_auth import intercom_signature
 
 FIXTURES = Path(__file__).parent / "fixtures" / "intercom" / "webhooks"
@@ -43,7 +43,7 @@ def post_fixture(client: Any, connector: Any, name: str, django_capture_on_commi
 
 
 @pytest.fixture
-def deliver(client, connector, fake_intercom, firehose, django_capture_on_commit_callbacks):
+def deliver(client, connector, intercom, firehose, django_capture_on_commit_callbacks):
     """Every topic whitelisted; returns a function posting a fixture and giving the firehose records."""
     connector.incoming_events = ["*"]
     connector.save()
@@ -113,6 +113,16 @@ def test_conversation_user_created__v2(deliver, connector):
         "message": "Hi, can I change my plan?",
         "initiated": "user",
     }
+
+
+def test_conversation_user_created__lead(deliver, intercom):
+    """The contact reference has no role and the lookup fails (the lead is gone): the payload's
+    `source.author.type: lead` decides, not a guessed "user"."""
+    records = deliver("conversation_user_created__lead")
+    event = _conversation_event(records, "User started conversation", "conversation.user.created", 1734537511, V2_LEAD)
+    assert event["claims"] == {"anonymous_id": f"intercom-lead:lead-{V2_LEAD}"}
+    assert ("GET", f"/contacts/{V2_LEAD}") in [(c.method, c.path) for c in intercom.calls]
+    assert "ip" not in event["context"]  # 2.x payloads give no IP
 
 
 def test_conversation_user_replied(deliver):
@@ -232,6 +242,28 @@ def test_user_unsubscribed(deliver):
     event = only(records.records, "track")
     assert event["event"] == "Unsubscribed from emails"
     assert event["event_id"] == f"{USER_ID}-user.unsubscribed-1596662517"
+    assert "ip" not in event["context"]  # a user's event: no IP is made up
+
+
+def test_user_email_updated__lead(deliver, connector):
+    """API 1.x `user.email.updated` carrying a lead: the item decides the role, and the lead's
+    1.x `user_id` (a visitor id) is never a Hull `external_id` claim."""
+    call = only(deliver("user_email_updated__lead").records, "traits")
+    assert call["claims"] == {"email": "visitor@rei.com", "anonymous_id": f"intercom-lead:lead-{LEAD_ID}"}
+    assert call["traits"]["intercom_lead/email"] == "visitor@rei.com"
+    assert not any(key.startswith("intercom_user/") for key in call["traits"])
+    link = IdentityLink.objects.get(intercom_id=LEAD_ID)
+    assert (link.entity, link.external_id) == ("lead", "")
+
+
+def test_user_unsubscribed__lead(deliver):
+    records = deliver("user_unsubscribed__lead")
+    call = only(records.records, "traits")
+    assert "external_id" not in call["claims"]
+    assert call["traits"]["intercom_lead/unsubscribed_from_emails"] is True
+    event = only(records.records, "track")
+    assert event["claims"]["anonymous_id"] == f"intercom-lead:lead-{LEAD_ID}"
+    assert event["context"]["ip"] == "93.184.216.34"  # the IP the 1.x lead payload gives
 
 
 def test_contact_added_email(deliver):
@@ -287,10 +319,8 @@ def test_user_deleted_not_whitelisted_is_stored_and_ignored(client, connector, f
     assert firehose.records == []
 
 
-def test_user_tag_created(deliver, fake_intercom):
-    fake_intercom.add_contact(USER_ID)
-    fake_intercom.tags = {"1": "Tag1", "4406231": "VIP"}
-    fake_intercom.contact_tags[USER_ID] = ["1", "4406231"]
+def test_user_tag_created(deliver, intercom):
+    seed_contact(intercom, USER_ID, tags={"1": "Tag1", "4406231": "VIP"})
     records = deliver("user_tag_created")
     assert only(records.records, "traits")["traits"] == {"intercom_user/tags": ["Tag1", "VIP"]}
     event = only(records.records, "track")
@@ -298,17 +328,17 @@ def test_user_tag_created(deliver, fake_intercom):
     assert event["event_id"] == f"{USER_ID}-user.tag.created-1596662517-4406231"
 
 
-def test_user_tag_deleted(deliver, fake_intercom):
-    fake_intercom.add_contact(USER_ID)
+def test_user_tag_deleted(deliver, intercom):
+    seed_contact(intercom, USER_ID)
     records = deliver("user_tag_deleted")
     assert only(records.records, "traits")["traits"] == {"intercom_user/tags": []}
     assert only(records.records, "track")["event"] == "Removed Tag"
 
 
-def test_contact_tag_created(deliver, fake_intercom, connector):
+def test_contact_tag_created(deliver, intercom, connector):
     # A tag named like a Hull segment mirrors that segment: tags refreshed, no event.
     HullSegment.objects.create(connector=connector, kind="user", hull_id="s1", name="vip")
-    fake_intercom.add_contact(LEAD_ID, role="lead")
+    seed_contact(intercom, LEAD_ID, role="lead")
     records = deliver("contact_tag_created")
     assert only(records.records, "traits")["claims"]["anonymous_id"] == f"intercom-lead:lead-{LEAD_ID}"
     assert records.of_type("track") == []
@@ -369,9 +399,13 @@ def test_contact_email_updated(deliver):
 
 
 def test_contact_unsubscribed(deliver):
+    """The item is a `contact_unsubscribe` wrapping the contact: the contact is unwrapped."""
     records = deliver("contact_unsubscribed")
     assert only(records.records, "track")["event"] == "Unsubscribed from emails"
-    assert only(records.records, "traits")["traits"]["intercom_user/unsubscribed_from_emails"] is True
+    call = only(records.records, "traits")
+    assert call["claims"] == {"external_id": "70", "email": "joe@example.com", "anonymous_id": f"intercom-user:user-{V2_USER}"}
+    assert call["traits"]["intercom_user/unsubscribed_from_emails"] is True
+    assert call["traits"]["intercom_user/email"] == "joe@example.com"
 
 
 def test_contact_unarchive(deliver):
@@ -380,29 +414,56 @@ def test_contact_unarchive(deliver):
     assert traits["intercom_user/id"] == V2_USER
 
 
-def test_contact_user_tag_created(deliver, fake_intercom):
-    fake_intercom.add_contact(V2_USER)
-    fake_intercom.tags = {"1287": "independent"}
-    fake_intercom.contact_tags[V2_USER] = ["1287"]
+def test_contact_unarchived(deliver):
+    """The name Intercom really sends: unarchiving clears `deleted_at` in Hull."""
+    traits = only(deliver("contact_unarchived").records, "traits")["traits"]
+    assert traits["intercom_user/deleted_at"] is None
+    assert traits["intercom_user/id"] == V2_USER
+
+
+def test_unarchived_and_unarchive_whitelist_each_other(connector):
+    from sync.incoming.topics import topic_is_whitelisted
+
+    connector.incoming_events = ["contact.unarchive"]
+    assert topic_is_whitelisted(connector, "contact.unarchived")
+
+
+def test_contact_user_updated__deleted(deliver, connector):
+    """The contact was deleted (or merged) before the delivery was read: every enrichment call
+    answers 404. What the payload has is written, the lists it only names by id are left alone,
+    and the SyncLog row says what could not be read: no failure, no retry."""
+    records = deliver("contact_user_updated__deleted")
+    call = only(records.records, "traits")
+    assert call["traits"]["intercom_user/email"] == "joe@example.com"
+    assert call["traits"]["intercom_user/id"] == V2_USER
+    assert "intercom_user/tags" not in call["traits"] and "intercom_user/companies" not in call["traits"]
+    log = SyncLog.objects.get()
+    assert (log.status, log.action) == ("success", "incoming.user.success")
+    assert log.data["not_enriched"] == ["tags", "companies"]
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.DONE
+
+
+def test_contact_user_tag_created(deliver, intercom):
+    seed_contact(intercom, V2_USER, tags={"1287": "independent"})
     records = deliver("contact_user_tag_created")
     assert only(records.records, "traits")["traits"] == {"intercom_user/tags": ["independent"]}
     assert only(records.records, "track")["event_id"] == f"{V2_USER}-contact.user.tag.created-1734540010-1287"
 
 
-def test_contact_user_tag_deleted(deliver, fake_intercom):
-    fake_intercom.add_contact(V2_USER)
+def test_contact_user_tag_deleted(deliver, intercom):
+    seed_contact(intercom, V2_USER)
     assert only(deliver("contact_user_tag_deleted").records, "track")["event"] == "Removed Tag"
 
 
-def test_contact_lead_tag_created(deliver, fake_intercom):
-    fake_intercom.add_contact(V2_LEAD, role="lead")
+def test_contact_lead_tag_created(deliver, intercom):
+    seed_contact(intercom, V2_LEAD, role="lead")
     records = deliver("contact_lead_tag_created")
     assert only(records.records, "track")["claims"]["anonymous_id"] == f"intercom-lead:lead-{V2_LEAD}"
     assert only(records.records, "traits")["traits"] == {"intercom_lead/tags": []}
 
 
-def test_contact_lead_tag_deleted(deliver, fake_intercom):
-    fake_intercom.add_contact(V2_LEAD, role="lead")
+def test_contact_lead_tag_deleted(deliver, intercom):
+    seed_contact(intercom, V2_LEAD, role="lead")
     assert only(deliver("contact_lead_tag_deleted").records, "track")["event"] == "Removed Tag"
 
 
@@ -440,6 +501,20 @@ def test_company_updated(deliver):
     call = only(deliver("company_updated").records, "account_traits")
     assert call["traits"]["intercom/tags"] == ["independent"]
     assert call["traits"]["intercom/company_id"] == "6"
+
+
+def test_company_updated__tag_ids(deliver, intercom):
+    """Webhook companies carry `tag_ids`: they are named from the workspace's tags."""
+    seed_tag(intercom, "4406231", "VIP")
+    call = only(deliver("company_updated__tag_ids").records, "account_traits")
+    assert call["traits"]["intercom/tags"] == ["VIP"]
+
+
+def test_company_tag_ids_that_cannot_be_named_leave_the_tags_alone(deliver):
+    """Never write a list we did not read: no `intercom/tags: []` wiping the account's tags."""
+    call = only(deliver("company_updated__tag_ids").records, "account_traits")
+    assert "intercom/tags" not in call["traits"]
+    assert call["traits"]["intercom/id"] == "531ee472cce572a6ec000006"
 
 
 def test_company_deleted(deliver):

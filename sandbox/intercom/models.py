@@ -93,6 +93,8 @@ class Company(models.Model):
     industry = models.CharField(max_length=255, null=True, blank=True)
     monthly_spend = models.BigIntegerField(default=0)
     remote_created_at = models.BigIntegerField(null=True, blank=True)
+    # When the company last made a request: `/companies/list` is sorted by it (reference §3.3).
+    last_request_at = models.BigIntegerField(null=True, blank=True, db_index=True)
     created_at = models.BigIntegerField()
     updated_at = models.BigIntegerField()
     custom_attributes = models.JSONField(default=dict, blank=True)

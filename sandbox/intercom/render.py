@@ -83,14 +83,19 @@ def render_company(company: Company, workspace: Workspace) -> dict[str, Any]:
         "updated_at": company.updated_at,
         "monthly_spend": company.monthly_spend,
         "session_count": 0,
-        "user_count": company.contacts.filter(deleted=False, role="user").count(),
+        # Lists and the scroll count a whole page's users in one query (`listed_user_count`).
+        "user_count": (
+            company.listed_user_count
+            if getattr(company, "listed_user_count", None) is not None
+            else company.contacts.filter(deleted=False, role="user").count()
+        ),
         "custom_attributes": dict(company.custom_attributes or {}),
         "tags": {"type": "tag.list", "tags": [render_tag(t) for t in company.tags.all()]},
         "segments": {"type": "segment.list", "segments": []},
         "plan": {"type": "plan", "id": company.plan, "name": company.plan} if company.plan else {},
     }
     # Non-nullable in the 2.15 schema: Intercom leaves unset ones out.
-    for field in ("name", "size", "website", "industry", "remote_created_at"):
+    for field in ("name", "size", "website", "industry", "remote_created_at", "last_request_at"):
         value = getattr(company, field)
         if value is not None:
             body[field] = value

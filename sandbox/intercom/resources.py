@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, F, OuterRef, prefetch_related_objects
 
 from sandbox.intercom import clock
 from sandbox.intercom.errors import SandboxError, invalid, not_found
@@ -33,6 +33,7 @@ COMPANY_FIELDS = {
     "name", "company_id", "plan", "size", "website", "industry", "custom_attributes", "remote_created_at", "monthly_spend",
 }  # fmt: skip
 SCROLL_PAGE_SIZE = 50
+LIST_CAP = 10_000  # companies reachable through page-based lists; the scroll reaches all
 EVENT_METADATA_KEYS = 10
 EVENT_NAME_LIMIT = 120
 MONTHLY_SPEND_MAX = 2**31 - 1
@@ -66,12 +67,21 @@ def me(req: SandboxRequest) -> tuple[int, Any]:
 
 def _visible_companies(ws: Workspace):  # -> QuerySet[Company]
     # "Companies will be only visible in Intercom when there is at least one associated user".
-    return (
-        Company.objects.filter(workspace=ws)
-        .annotate(n=Count("contacts", filter=Q(contacts__deleted=False)))
-        .filter(n__gt=0)
-        .order_by("seq")
+    # EXISTS, not COUNT: a page of a 50,000-company scroll must not aggregate the whole table.
+    has_contact = Company.contacts.through.objects.filter(company_id=OuterRef("pk"), contact__deleted=False)
+    return Company.objects.filter(workspace=ws).filter(Exists(has_contact)).order_by("seq")
+
+
+def _render_page(companies: list[Company], ws: Workspace) -> list[dict]:
+    """Render a page of companies with two queries (tags, user counts), not two per company."""
+    prefetch_related_objects(companies, "tags")
+    links = Company.contacts.through.objects.filter(
+        company_id__in=[c.pk for c in companies], contact__deleted=False, contact__role="user"
     )
+    counts = dict(links.values_list("company_id").annotate(n=Count("id")).values_list("company_id", "n"))
+    for company in companies:
+        company.listed_user_count = counts.get(company.pk, 0)
+    return [render_company(c, ws) for c in companies]
 
 
 def upsert_company(req: SandboxRequest) -> tuple[int, Any]:
@@ -124,6 +134,9 @@ def list_companies(req: SandboxRequest) -> tuple[int, Any]:
 
 
 def _company_page(req: SandboxRequest, *, default_per_page: int) -> tuple[int, Any]:
+    """Page-based company lists as Intercom serves them: sorted by `last_request_at` (most recent
+    first unless `order=asc`; never-seen companies last) and capped at 10,000 companies: past the
+    cap Intercom refuses the page and points at the scroll (reference §3.3, intercom-ruby#304)."""
     try:
         page = max(1, int(req.query.get("page") or 1))
         per_page = int(req.query.get("per_page") or default_per_page)
@@ -134,12 +147,19 @@ def _company_page(req: SandboxRequest, *, default_per_page: int) -> tuple[int, A
     qs = _visible_companies(req.workspace)
     if req.query.get("tag_id"):
         qs = qs.filter(tags__tag_id=req.query["tag_id"])
+    if str(req.query.get("order") or "desc").lower() == "asc":
+        qs = qs.order_by(F("last_request_at").asc(nulls_first=True), "seq")
+    else:
+        qs = qs.order_by(F("last_request_at").desc(nulls_last=True), "seq")
     total = qs.count()
-    items = list(qs[(page - 1) * per_page : page * per_page])
-    total_pages = max(1, -(-total // per_page))
+    start = (page - 1) * per_page
+    if start >= LIST_CAP:
+        raise invalid("page limit reached, please use scroll API", code="page_limit_reached")
+    items = list(qs[start : min(page * per_page, LIST_CAP)])
+    total_pages = max(1, -(-min(total, LIST_CAP) // per_page))
     return 200, {
         "type": "list",
-        "data": [render_company(c, req.workspace) for c in items],
+        "data": _render_page(items, req.workspace),
         "total_count": total,
         "pages": {"type": "pages", "next": None, "page": page, "per_page": per_page, "total_pages": total_pages},
     }
@@ -173,7 +193,7 @@ def scroll_companies(req: SandboxRequest) -> tuple[int, Any]:
     ws.save(update_fields=["scroll_param", "scroll_position", "scroll_expires_at"])
     return 200, {
         "type": "list",
-        "data": [render_company(c, ws) for c in companies],
+        "data": _render_page(companies, ws),
         "pages": None,
         "total_count": None,
         "scroll_param": scroll_param,

@@ -6,10 +6,13 @@ only then checkpoints the cursor (page cursor, progress, high-water mark) in one
 So a killed worker resumes from the last page Hull has; a redelivered task finds the lease or
 the checkpoint and does not repeat work.
 
-Incremental runs (DECISIONS.md "Incremental fetch"): search `updated_at > high-water mark - 1 day`
-(Intercom compares dates by calendar day), skip contacts whose `updated_at` is not newer than the
+Incremental runs (DECISIONS.md "Incremental fetch", docs/incoming.md): search `updated_at >` one
+day before the high-water mark, moved before the mark's calendar day in the workspace's time zone
+(Intercom compares dates by local day), skip contacts whose `updated_at` is not newer than the
 one already ingested (IdentityLink), raise the high-water mark after each page reached Hull, and
 retry a failed run from its start (`run_started_from` is kept until the run completes).
+Companies are scrolled by both fetches (`/companies/list` stops at 10,000), one scroll per
+workspace at a time; a broken scroll restarts.
 
 Schedule ticks and page continuations share `sync.tasks.fetch_step`; a continuation carries
 `kind="<kind>:next"`, so a tick never starts a second chain while one is in flight and a
@@ -18,11 +21,13 @@ stray continuation never starts a new run.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time as dt_time, timedelta, timezone as dt_timezone
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import transaction
 from django.db.models import Q
@@ -68,7 +73,7 @@ LEASE = timedelta(seconds=150)
 STALE_CHAIN = timedelta(minutes=10)
 LOOKBACK = timedelta(days=1)  # search dates are day-granular (reference/intercom-api.md §2.5)
 CONTACT_PAGE_SIZE = 150  # Intercom's maximum for contact search
-COMPANY_PAGE_SIZE = 60  # Intercom's maximum for /companies/list
+MAX_SCROLL_RESTARTS = 5  # a company scroll broken more often than this in one run fails the run
 LAST_SEEN_PASS = "last_seen:"
 ROLE_FOR_STREAM = {SyncCursor.Stream.USERS: "user", SyncCursor.Stream.LEADS: "lead"}
 FLAG_FOR_STREAM = {
@@ -279,7 +284,7 @@ def _incremental_ready(connector: Connector, cursor: SyncCursor, continuation: b
     """Start, restart or continue an incremental run; False when this step has nothing to do."""
     Status = SyncCursor.Status
     flag, _ = FLAG_FOR_STREAM[cursor.stream]
-    if not getattr(connector, flag):
+    if not getattr(connector, flag) or _scroll_in_use(connector, cursor):
         return False
     now = timezone.now()
     if cursor.status == Status.FAILED:
@@ -317,6 +322,8 @@ def _search_from(cursor: SyncCursor, now: datetime) -> datetime:
 def _fetch_page(ctx: IncomingContext, cursor: SyncCursor) -> Page:
     from sync.intercom.errors import IntercomNotFound, IntercomValidationError
 
+    if cursor.stream == SyncCursor.Stream.COMPANIES:
+        return _company_scroll_page(ctx, cursor)
     try:
         return _request_page(ctx, cursor, cursor.page_cursor or None)
     except (IntercomNotFound, IntercomValidationError):
@@ -328,21 +335,94 @@ def _fetch_page(ctx: IncomingContext, cursor: SyncCursor) -> Page:
         return _request_page(ctx, cursor, None)
 
 
+def _company_scroll_page(ctx: IncomingContext, cursor: SyncCursor) -> Page:
+    """One page of the company scroll, for fetch-all and the incremental fetch alike.
+
+    `/companies/list` reaches only 10,000 companies, sorted by `last_request_at`, so it cannot
+    find every company changed since the mark: both fetches scroll (reference §3.3-3.4) and the
+    incremental one keeps what changed (`_outside_window`). A scroll broken by a 5xx, a lost
+    answer or an expired `scroll_param` cannot be resumed: it restarts from scratch (at most
+    MAX_SCROLL_RESTARTS times a run), and what this run already sent is skipped by
+    `_already_ingested`. A page served twice in one scroll is a pagination loop: stopped.
+    """
+    from sync.intercom.client import scroll_page_key
+    from sync.intercom.errors import (
+        IntercomNotFound,
+        IntercomPaginationLoop,
+        IntercomServerError,
+        IntercomUnavailable,
+        IntercomValidationError,
+    )
+
+    client = ctx.intercom
+    state = _scroll_state(cursor.page_cursor)
+    response = None
+    if state["s"]:
+        try:
+            response = client.scroll_companies_page(state["s"])
+        except (IntercomNotFound, IntercomServerError, IntercomUnavailable) as exc:
+            state = {"s": "", "r": state["r"] + 1, "p": ""}
+            if state["r"] > MAX_SCROLL_RESTARTS:
+                raise IntercomUnavailable(
+                    f"the company scroll broke {state['r']} times in this run (last: {exc})", code="scroll_broken"
+                ) from exc
+            logger.info(
+                "intercom.fetch.scroll-restart",
+                extra={"connector": ctx.connector.pk, "kind": cursor.kind, "restarts": state["r"], "error": type(exc).__name__},
+            )
+    if response is None:
+        try:
+            response = client.open_companies_scroll()
+        except IntercomValidationError as exc:
+            if exc.code != "scroll_exists":
+                raise
+            # Another run holds the workspace's one scroll: a transient condition, retried later.
+            raise IntercomUnavailable(f"the workspace's company scroll is in use by another run: {exc}", code="scroll_exists") from exc
+    items = list(response.get("data") or [])
+    if not items:
+        return Page([], None)  # the scroll ends with an empty page
+    key = scroll_page_key(items)
+    if key == state["p"]:
+        raise IntercomPaginationLoop("the company scroll served the same page twice", code="pagination_loop")
+    scroll_param = response.get("scroll_param")
+    next_cursor = json.dumps({"s": scroll_param, "r": state["r"], "p": key}) if scroll_param else None
+    return Page(items, next_cursor)
+
+
+def _scroll_state(page_cursor: str) -> dict[str, Any]:
+    """The saved scroll: `{"s": scroll_param, "r": restarts this run, "p": last page's key}`.
+    A bare scroll_param (a cursor saved before this format) is read as such."""
+    if not page_cursor:
+        return {"s": "", "r": 0, "p": ""}
+    try:
+        state = json.loads(page_cursor)
+    except ValueError:
+        return {"s": page_cursor, "r": 0, "p": ""}
+    if not isinstance(state, dict):
+        return {"s": page_cursor, "r": 0, "p": ""}
+    return {"s": str(state.get("s") or ""), "r": int(state.get("r") or 0), "p": str(state.get("p") or "")}
+
+
+def _scroll_in_use(connector: Connector, cursor: SyncCursor) -> bool:
+    """Intercom allows one company scroll per workspace: an incremental company run waits while
+    another company run of the same workspace (a fetch-all, say) is in flight; that run delivers
+    every company anyway."""
+    if cursor.stream != SyncCursor.Stream.COMPANIES or cursor.kind != SyncCursor.Kind.INCREMENTAL:
+        return False
+    same_workspace = Q(connector=connector)
+    if connector.intercom_workspace_id:
+        same_workspace |= Q(connector__intercom_workspace_id=connector.intercom_workspace_id)
+    return (
+        SyncCursor.objects.filter(same_workspace, stream=SyncCursor.Stream.COMPANIES)
+        .filter(status__in=[SyncCursor.Status.RUNNING, SyncCursor.Status.HALTED])
+        .filter(updated_at__gte=timezone.now() - STALE_CHAIN)
+        .exclude(pk=cursor.pk)
+        .exists()
+    )
+
+
 def _request_page(ctx: IncomingContext, cursor: SyncCursor, page_cursor: str | None) -> Page:
     client = ctx.intercom
-    if cursor.stream == SyncCursor.Stream.COMPANIES:
-        if cursor.kind == SyncCursor.Kind.FETCH_ALL:
-            response = client.scroll_companies_page(page_cursor)
-            items = list(response.get("data") or [])
-            # The scroll ends with an empty page.
-            return Page(items, response.get("scroll_param") if items else None, response.get("total_count"))
-        page_number = int(page_cursor or 1)
-        response = client.list_companies_page(page=page_number, per_page=COMPANY_PAGE_SIZE)
-        items = list(response.get("data") or [])
-        pages = response.get("pages") or {}
-        total_pages = pages.get("total_pages")
-        has_next = bool(items) and (pages.get("next") is not None or (total_pages is not None and page_number < total_pages))
-        return Page(items, str(page_number + 1) if has_next else None, response.get("total_count"))
     role = ROLE_FOR_STREAM[cursor.stream]
     incremental = cursor.kind == SyncCursor.Kind.INCREMENTAL
     # The second pass of an incremental run (Hull's `last_seen_at` pass, §5.1): its page cursors
@@ -350,7 +430,7 @@ def _request_page(ctx: IncomingContext, cursor: SyncCursor, page_cursor: str | N
     last_seen_pass = incremental and (page_cursor or "").startswith(LAST_SEEN_PASS)
     if last_seen_pass:
         page_cursor = page_cursor[len(LAST_SEEN_PASS) :] or None  # type: ignore[index]
-    since = int(cursor.run_started_from.timestamp()) if incremental else 0
+    since = _search_since(ctx, cursor) if incremental else 0
     query = {
         "operator": "AND",
         "value": [
@@ -366,6 +446,49 @@ def _request_page(ctx: IncomingContext, cursor: SyncCursor, page_cursor: str | N
     elif not next_cursor and incremental and not last_seen_pass and _maps_last_seen(ctx, role):
         next_cursor = LAST_SEEN_PASS  # first page of the second pass
     return Page(list(response.get("data") or []), next_cursor or None, response.get("total_count"), last_seen_pass)
+
+
+def _search_since(ctx: IncomingContext, cursor: SyncCursor) -> int:
+    """The `updated_at >` / `last_seen_at >` value of a run's searches.
+
+    Intercom compares these dates by calendar day in the workspace's time zone: `> T` returns
+    what changed on a later local day than T's, and skips the rest of T's day. So T is the last
+    second of the day before the window start's local day, in the time zone `/me` gives
+    (app.timezone): everything changed after the window start is returned, on 23-, 24- or
+    25-hour days alike (a fixed one-day offset falls on the same local day on a 25-hour day and
+    misses the rest of it). When the zone cannot be read, T is two days before the mark instead.
+    The overlap costs pages, not Hull writes (`_already_ingested`). See docs/incoming.md.
+    """
+    window_start = cursor.run_started_from
+    assert window_start is not None
+    zone = _workspace_zone(ctx)
+    if zone is None:
+        return int((window_start - LOOKBACK).timestamp())
+    local_day = window_start.astimezone(zone).date()
+    day_start = datetime.combine(local_day, dt_time.min, tzinfo=zone)
+    return int(day_start.timestamp()) - 1
+
+
+def _workspace_zone(ctx: IncomingContext) -> ZoneInfo | None:
+    """The workspace's time zone from `/me`, cached a day per connector; None when unknown."""
+    from django.core.cache import cache
+
+    from sync.intercom.errors import IntercomApiError, IntercomRateLimited
+
+    key = f"intercom-workspace-tz:{ctx.connector.pk}"
+    name = cache.get(key)
+    if name is None:
+        try:
+            name = str(((ctx.intercom.me() or {}).get("app") or {}).get("timezone") or "")
+        except IntercomRateLimited:
+            raise
+        except IntercomApiError:
+            return None
+        cache.set(key, name, 86400)
+    try:
+        return ZoneInfo(name) if name else None
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
 
 
 def _maps_last_seen(ctx: IncomingContext, role: str) -> bool:

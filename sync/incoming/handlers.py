@@ -27,7 +27,7 @@ from sync.incoming.ingest import (
     send_account_update,
     send_user_update,
 )
-from sync.incoming.payloads import IntercomNotification, contact_role, normalise_company, normalise_contact
+from sync.incoming.payloads import IntercomNotification, contact_role, dotted_get, normalise_company, normalise_contact
 from sync.incoming.transforms import (
     GROUP_FOR_ROLE,
     company_anonymous_id,
@@ -77,7 +77,9 @@ def contact_upsert(
     item = _contact_item(note)
     if not item.get("id"):
         return _skip_no_id(ctx, note)
-    role = role or contact_role(item) or _known_role(ctx, str(item["id"])) or "user"
+    # The item decides the role; the topic's role only fills in for payloads that do not say
+    # (API 1.x `user.*` topics also carry leads: `type: contact`, `anonymous: true`).
+    role = contact_role(item) or role or _known_role(ctx, str(item["id"])) or "user"
     contact = normalise_contact(item, role=role)
     update = contact_to_hull_user(ctx, contact, role=role)
     for name, value in (extra_traits or {}).items():
@@ -86,7 +88,7 @@ def contact_upsert(
         send_user_update(batch, update)
         if event:
             properties = {"topic": note.topic, **{k: contact.get(k) for k in event_properties if contact.get(k) is not None}}
-            _track(batch, note, update.claims, event, properties, contact_id=update.intercom_id)
+            _track(batch, note, update.claims, event, properties, contact_id=update.intercom_id, ip=_event_ip(role, item))
     record_ingested(ctx, [IngestedEntity.of_user(update, topic=note.topic)], source="webhook", delivery=ctx.delivery)
     if event:
         _log_event(ctx, note, event, update.intercom_id, update.email)
@@ -116,7 +118,7 @@ def contact_tag_changed(ctx: IncomingContext, note: IntercomNotification, *, add
     embedded = item.get("contact") or item.get("user") or item.get("lead") or {}
     if not embedded.get("id"):
         return _skip_no_id(ctx, note)
-    role = role or contact_role(embedded) or _known_role(ctx, str(embedded["id"])) or "user"
+    role = contact_role(embedded) or role or _known_role(ctx, str(embedded["id"])) or "user"
     contact = normalise_contact(embedded, role=role)
     claims = contact_claims(ctx, role, contact)
     traits: dict[str, Any] = {}
@@ -260,11 +262,17 @@ def conversation_event(ctx: IncomingContext, note: IntercomNotification, *, even
         )
         return Outcome(DeliveryStatus.DONE, "no_contact")
     intercom_id = str(contact["id"])
-    role = contact_role(contact) or _known_role(ctx, intercom_id) or _role_from_intercom(ctx, intercom_id) or "user"
+    role = (
+        contact_role(contact)
+        or _known_role(ctx, intercom_id)
+        or _role_from_intercom(ctx, intercom_id)
+        or _role_from_author(note.item, intercom_id)
+        or "user"
+    )
     claims = contact_claims(ctx, role, normalise_contact(contact, role=role))
     properties = conversation_event_properties(note, reader)
     with open_firehose(ctx.connector) as batch:
-        _track(batch, note, claims, event, properties, contact_id=intercom_id, ip=note.item.get("last_seen_ip"))
+        _track(batch, note, claims, event, properties, contact_id=intercom_id, ip=_event_ip(role, contact))
     _log_event(ctx, note, event, intercom_id, str(claims.get("email") or ""))
     return DONE
 
@@ -313,12 +321,38 @@ def _log_event(ctx: IncomingContext, note: IntercomNotification, event: str, int
     )
 
 
+CONTACT_ITEM_TYPES = ("contact", "user", "lead")
+
+
 def _contact_item(note: IntercomNotification) -> dict[str, Any]:
-    """The contact inside `data.item`: itself, or wrapped (`contact.unsubscribed` sends a subscription)."""
+    """The contact inside `data.item`: the item itself, or the contact it wraps, whatever the
+    wrapper's type (`contact.unsubscribed` sends a `contact_unsubscribe` around the contact; other
+    topics send subscriptions or tag links)."""
     item = note.item
-    if item.get("type") in ("subscription", "contact_subscription", "contact_tag") and isinstance(item.get("contact"), Mapping):
-        return dict(item["contact"])
+    if item.get("type") in CONTACT_ITEM_TYPES:
+        return item
+    for key in ("contact", "user", "lead"):
+        wrapped = item.get(key)
+        if isinstance(wrapped, Mapping) and wrapped.get("id"):
+            return dict(wrapped)
     return item
+
+
+def _event_ip(role: str, contact: Mapping[str, Any]) -> str | None:
+    """A lead's event carries the IP its 1.x payload gives (`last_seen_ip`); no payload IP, no IP."""
+    ip = contact.get("last_seen_ip")
+    return str(ip) if role == "lead" and ip else None
+
+
+def _role_from_author(item: Mapping[str, Any], intercom_id: str) -> str | None:
+    """The conversation payload's own word when the author lookup fails: `source.author.type`
+    (1.x: `conversation_message.author.type`), when that author is the event's contact."""
+    for path in ("source.author", "conversation_message.author"):
+        author = dotted_get(item, path)
+        if isinstance(author, Mapping) and author.get("type") in ("user", "lead"):
+            if not author.get("id") or str(author["id"]) == intercom_id:
+                return str(author["type"])
+    return None
 
 
 def _known_role(ctx: IncomingContext, intercom_id: str) -> str | None:

@@ -68,6 +68,9 @@ class IngestedEntity:
 
     @classmethod
     def of_user(cls, update: HullUserUpdate, **data: Any) -> IngestedEntity:
+        if update.not_enriched:
+            # Written from the payload alone: say which lists Intercom could no longer give.
+            data["not_enriched"] = list(update.not_enriched)
         return cls(update.role, update.intercom_id, update.updated_at, update.email, update.external_id, data)
 
     @classmethod

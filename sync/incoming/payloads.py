@@ -29,6 +29,8 @@ CONTACT_TIME_FIELDS = (
     "android_last_seen_at",
     "ios_last_seen_at",
 )
+# Set on contacts normalised from a 1.x payload: their `external_id` may be a lead's visitor id.
+V1_MARK = "_from_api_1x"
 COMPANY_TIME_FIELDS = ("created_at", "updated_at", "remote_created_at", "last_request_at")
 
 
@@ -74,8 +76,9 @@ def is_v1_contact(item: Mapping[str, Any]) -> bool:
     """A 1.x `user`/`contact` (lead) object rather than a v2 contact (which always carries `role`)."""
     if "role" in item or "external_id" in item:
         return False
-    # A 1.x lead is `type: "contact"` too, but always carries `user_id`; a slim 2.x contact does not.
-    return item.get("type") in ("user", "lead") or "user_id" in item or "location_data" in item
+    # A 1.x lead is `type: "contact"` too, but always carries `user_id` (and `anonymous`); a slim
+    # 2.x contact carries neither.
+    return item.get("type") in ("user", "lead") or "user_id" in item or "location_data" in item or "anonymous" in item
 
 
 def contact_role(item: Mapping[str, Any]) -> str | None:
@@ -84,6 +87,8 @@ def contact_role(item: Mapping[str, Any]) -> str | None:
     if role in ("user", "lead"):
         return str(role)
     if "role" not in item and is_v1_contact(item):
+        if item.get("anonymous") is True:
+            return "lead"  # API 1.x user topics can carry a lead: the item, not the topic, decides
         return "user" if item.get("type") == "user" else "lead" if item.get("type") in ("contact", "lead") else None
     return None
 
@@ -103,6 +108,9 @@ def normalise_contact(item: Mapping[str, Any], *, role: str | None = None) -> di
 
 
 def _v1_contact_to_v2(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The 1.x contact as v2. A 1.x lead's `user_id` is a visitor id Intercom made up, never the
+    customer's user id: it stays `external_id` here (the snippet alias reads it) but a lead's
+    claims never carry it (transforms.contact_claims)."""
     location = item.get("location_data") or {}
     social = item.get("social_profiles") or {}
     companies = item.get("companies") or {}
@@ -134,6 +142,7 @@ def _v1_contact_to_v2(item: Mapping[str, Any]) -> dict[str, Any]:
         "companies": {"type": "company.list", "data": list(companies.get("companies") or companies.get("data") or [])},
         "tags": {"type": "tag.list", "data": list(tags.get("tags") or tags.get("data") or []), "has_more": False},
     }
+    contact[V1_MARK] = True
     # Kept when the 1.x object carries them (Hull's normaliser dropped them; we keep what we get).
     for name in ("has_hard_bounced", "marked_email_as_spam", "unsubscribed_from_emails", "last_seen_ip"):
         if name in item:

@@ -43,6 +43,8 @@ TOPIC_HANDLERS: dict[str, TopicHandler] = {
     "contact.lead.created": partial(contact_upsert, role="lead"),
     "contact.user.updated": partial(contact_upsert, role="user"),
     "contact.lead.updated": partial(contact_upsert, role="lead"),
+    # Intercom sends `contact.unarchived`; `contact.unarchive` is the name our registry used first.
+    "contact.unarchived": partial(contact_upsert, extra_traits={"{group}/deleted_at": None}),
     "contact.unarchive": partial(contact_upsert, extra_traits={"{group}/deleted_at": None}),
     # The spec's "Admin closed conversation" for visitor.signed_up is a copy error (DECISIONS.md).
     "visitor.signed_up": partial(contact_upsert, role="user"),
@@ -119,6 +121,7 @@ TOPIC_ALIASES: dict[str, str] = {
     "contact.user.tag.deleted": "user.tag.deleted",
     "contact.lead.tag.created": "contact.tag.created",
     "contact.lead.tag.deleted": "contact.tag.deleted",
+    "contact.unarchived": "contact.unarchive",
 }
 _REVERSE_ALIASES: dict[str, list[str]] = {}
 for _new, _old in TOPIC_ALIASES.items():

@@ -7,18 +7,21 @@ paths send them the same way (sync/incoming/ingest.py).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sync.defaults import ACCOUNT_GROUP, LEAD_GROUP, USER_GROUP
 from sync.incoming.context import IncomingContext
-from sync.incoming.payloads import dotted_get
+from sync.incoming.payloads import V1_MARK, dotted_get
 from sync.mapping import claim_rows, map_incoming, mapping_rows
+from sync.intercom.errors import IntercomNotFound
 from sync.models import Direction
 from sync.services.snippet import lead_visitor_anonymous_ids
 
 GROUP_FOR_ROLE = {"user": USER_GROUP, "lead": LEAD_GROUP}
+logger = logging.getLogger(__name__)
 
 
 def contact_anonymous_id(role: str, intercom_id: str) -> str:
@@ -40,6 +43,8 @@ class HullUserUpdate:
     aliases: list[str] = field(default_factory=list)
     account_link: dict[str, Any] | None = None
     updated_at: int | None = None
+    # Lists Intercom could not give us (the contact was deleted or merged since): not written.
+    not_enriched: list[str] = field(default_factory=list)
 
     @property
     def group(self) -> str:
@@ -69,6 +74,10 @@ class HullAccountUpdate:
 def contact_claims(ctx: IncomingContext, role: str, contact: Mapping[str, Any]) -> dict[str, Any]:
     """Identity claims from the connector's claim rows, plus the role's anonymous id (§4.1 rule 1, 8)."""
     claims = _claims(ctx, role, contact)
+    if role == "lead" and contact.get(V1_MARK):
+        # A 1.x lead's `user_id` is a visitor id Intercom made up: claiming it as the Hull
+        # `external_id` would merge strangers and later steer outgoing updates.
+        claims.pop("external_id", None)
     claims["anonymous_id"] = contact_anonymous_id(role, str(contact["id"]))
     return claims
 
@@ -87,12 +96,27 @@ def contact_to_hull_user(ctx: IncomingContext, contact: Mapping[str, Any], *, ro
     company_names: list[str] | None = None
     segment_names: list[str] | None = None
     account_link: dict[str, Any] | None = None
+    not_enriched: list[str] = []
+    # A contact deleted or merged before this delivery is read answers 404 to every enrichment
+    # call: write what the payload has, leave out the lists we could not read (never a guessed
+    # empty list), and say so in the SyncLog row. No retry: the contact will not come back.
     if "tags" in mapped:
-        source["tags"] = {"type": "list", "data": [{"name": name} for name in contact_tag_names(ctx, contact)]}
+        try:
+            source["tags"] = {"type": "list", "data": [{"name": name} for name in contact_tag_names(ctx, contact)]}
+        except IntercomNotFound:
+            source.pop("tags", None)
+            not_enriched.append("tags")
     if "companies" in mapped or ctx.connector.link_users_in_hull:
-        company_names, account_link = _contact_companies(ctx, contact)
+        try:
+            company_names, account_link = _contact_companies(ctx, contact)
+        except IntercomNotFound:
+            source.pop("companies", None)
+            not_enriched.append("companies")
     if "segments" in mapped:
-        segment_names = _segment_names(ctx.intercom.list_contact_segments(intercom_id))
+        try:
+            segment_names = _segment_names(ctx.intercom.list_contact_segments(intercom_id))
+        except IntercomNotFound:
+            not_enriched.append("segments")
     traits = map_incoming(ctx.connector, role, source, company_names=company_names, segment_names=segment_names)
     traits[f"{group}/id"] = intercom_id
     update = HullUserUpdate(
@@ -102,7 +126,10 @@ def contact_to_hull_user(ctx: IncomingContext, contact: Mapping[str, Any], *, ro
         traits=traits,
         account_link=account_link,
         updated_at=contact.get("updated_at") if isinstance(contact.get("updated_at"), int) else None,
+        not_enriched=not_enriched,
     )
+    if not_enriched:
+        logger.info("intercom.incoming.not-enriched", extra={"intercom_id": intercom_id, "lists": not_enriched})
     update.aliases.extend(lead_visitor_anonymous_ids({**contact, "role": role}))  # the browser snippet's alias
     if ctx.connector.legacy_attribute_mode:
         apply_legacy_attribute_mode(update, connector=ctx.connector)
@@ -139,7 +166,14 @@ def company_to_hull_account(ctx: IncomingContext, company: Mapping[str, Any]) ->
     if isinstance(tags, Mapping) and "data" not in tags:
         source["tags"] = {"data": [t for t in tags.get("tags") or [] if isinstance(t, Mapping)]}
     elif "tags" in mapped and tags is None:
-        source["tags"] = {"data": []}  # §4.2 rule 2: no tags is an empty list
+        # Webhook companies carry `tag_ids`, not `tags`. Never write a list we did not read: the
+        # ids are named from the workspace's tag list, and with no ids (or an unknown id) the
+        # trait is left alone rather than wiped with [].
+        names = _company_tag_names(ctx, company.get("tag_ids"))
+        if names is None:
+            source.pop("tags", None)
+        else:
+            source["tags"] = {"data": [{"name": name} for name in names]}
     traits = map_incoming(ctx.connector, "company", source, segment_names=segment_names)
     traits[f"{ACCOUNT_GROUP}/id"] = intercom_id
     claims = _claims(ctx, "company", company)
@@ -148,6 +182,20 @@ def company_to_hull_account(ctx: IncomingContext, company: Mapping[str, Any]) ->
     return HullAccountUpdate(
         intercom_id=intercom_id, claims=claims, traits=traits, updated_at=updated_at if isinstance(updated_at, int) else None
     )
+
+
+def _company_tag_names(ctx: IncomingContext, tag_ids: Any) -> list[str] | None:
+    """Names for a webhook company's `tag_ids`; None when there are none to read or one is unknown."""
+    if not isinstance(tag_ids, list):
+        return None
+    names: list[str] = []
+    for tag_id in tag_ids:
+        tag_id = tag_id.get("id") if isinstance(tag_id, Mapping) else tag_id
+        name = ctx.tag_name(str(tag_id))
+        if name is None:
+            return None
+        names.append(name)
+    return _unique(names)
 
 
 def _claims(ctx: IncomingContext, entity: str, obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ No other module of the project imports `requests`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import threading
@@ -34,9 +35,11 @@ from sync.intercom.errors import (
     IntercomApiError,
     IntercomNotFound,
     IntercomOutcomeUnknown,
+    IntercomPaginationLoop,
     IntercomRateLimited,
     IntercomServerError,
     IntercomUnavailable,
+    IntercomValidationError,
     error_for_status,
 )
 
@@ -57,6 +60,7 @@ MAX_RATE_WAIT = 30.0  # seconds: longer than this and a 429 is raised (a halt, c
 MAX_RATE_RETRIES = 5  # 429s in a row before giving up
 MIN_RATE_WAIT = 1.0  # seconds slept after a 429 even when its reset looks past
 SEARCH_MAX_PER_PAGE = 150  # Intercom's maximum for cursor pagination
+SCROLL_IDLE_EXPIRY = 60.0  # seconds: an unused scroll_param expires (reference §3.4)
 RETRY_STATUSES = {408, 500, 502, 503, 504}
 
 # Process-wide time source, swapped by the test fixture so waits run on the sandbox's virtual clock.
@@ -209,6 +213,12 @@ class IntercomClient:
                     continue
                 raise self._error(response, path, reset_at=reset_at)
             if status in RETRY_STATUSES:
+                if not idempotent:
+                    error = self._error(response, path)
+                    raise IntercomOutcomeUnknown(
+                        f"{status} {error.code or ''} {error.message}: the create may have been carried out".replace("  ", " "),
+                        status=status, code="outcome_unknown", url=path, body=error.body,
+                    )  # fmt: skip
                 if failures < self.max_retries:
                     self._backoff(failures)
                     failures += 1
@@ -399,21 +409,47 @@ class IntercomClient:
         return self._request("GET", f"/companies/{_seg(company_intercom_id)}/segments")
 
     def scroll_companies_page(self, scroll_param: str | None = None) -> dict:
+        """One scroll page. Never retried after a 5xx or a lost answer: Intercom may have moved
+        the scroll on before failing, and the retry would silently skip a page (reference §3.4:
+        "Please restart the scroll operation"). Those surface as IntercomOutcomeUnknown."""
         params = {"scroll_param": scroll_param} if scroll_param else None
-        return self._request("GET", "/companies/scroll", params=params)
+        return self._request("GET", "/companies/scroll", params=params, idempotent=False)
 
-    def scroll_companies(self) -> Iterator[dict]:
-        """Every company through the (single, per-workspace) scroll, one page in memory."""
-        scroll_param: str | None = None
+    def open_companies_scroll(self, *, waits: int = 1) -> dict:
+        """The first page of a new scroll. One scroll per workspace: while an abandoned one (a
+        broken or crashed run) is still open Intercom answers 400 `scroll_exists`; it idles out
+        after a minute, so wait that out (at most `waits` times), then give up."""
+        for attempt in range(waits + 1):
+            try:
+                return self.scroll_companies_page(None)
+            except IntercomValidationError as exc:
+                if exc.code != "scroll_exists" or attempt >= waits:
+                    raise
+                self._sleep(SCROLL_IDLE_EXPIRY + 1)
+        raise AssertionError("unreachable")
+
+    def scroll_companies(self, *, max_restarts: int = 3) -> Iterator[dict]:
+        """Every company through the (single, per-workspace) scroll, one page in memory.
+
+        A scroll broken by a 5xx, a lost answer or an expired `scroll_param` cannot be resumed:
+        it is restarted from scratch (at most `max_restarts` times) and companies already given
+        are not given again. A page repeated within one scroll is a pagination loop: stopped.
+        """
+        seen: set[str] = set()
+        restarts = 0
         while True:
-            page = self.scroll_companies_page(scroll_param)
-            data = page.get("data") or []
-            if not data:
+            try:
+                for company in _scroll_once(self):
+                    key = str(company.get("id"))
+                    if key not in seen:
+                        seen.add(key)
+                        yield company
                 return
-            yield from data
-            scroll_param = page.get("scroll_param")
-            if not scroll_param:
-                return
+            except (IntercomNotFound, IntercomServerError, IntercomUnavailable) as exc:
+                if isinstance(exc, IntercomPaginationLoop) or restarts >= max_restarts:
+                    raise
+                restarts += 1
+                logger.info("intercom.scroll.restart", extra={"restarts": restarts, "error": type(exc).__name__})
 
     # -- tags ------------------------------------------------------------------------------
 
@@ -454,8 +490,11 @@ def _seg(value: Any) -> str:
 
 
 def _cursor_items(fetch_page: Callable[[str | None], dict]) -> Iterator[dict]:
-    """Items of a cursor-paginated list, one page in memory; stops when `pages.next` is absent."""
+    """Items of a cursor-paginated list, one page in memory; stops when `pages.next` is absent.
+    A cursor served twice would loop forever (a cursor sent where Intercom ignores it returns
+    page 1 again, reference §7.6): IntercomPaginationLoop."""
     cursor: str | None = None
+    used: set[str] = set()
     while True:
         page = fetch_page(cursor)
         yield from page.get("data") or []
@@ -463,3 +502,32 @@ def _cursor_items(fetch_page: Callable[[str | None], dict]) -> Iterator[dict]:
         cursor = next_page.get("starting_after") if isinstance(next_page, dict) else None
         if not cursor:
             return
+        if cursor in used:
+            raise IntercomPaginationLoop(f"the cursor {cursor[:40]!r} was served twice", status=None, code="pagination_loop")
+        used.add(cursor)
+
+
+def scroll_page_key(items: list[dict]) -> str:
+    """A short fingerprint of a scroll page's ids: the same page twice in one scroll is a loop."""
+    ids = ",".join(str(item.get("id")) for item in items)
+    return hashlib.sha1(ids.encode()).hexdigest()[:16]  # noqa: S324 - a fingerprint, not security
+
+
+def _scroll_once(client: IntercomClient) -> Iterator[dict]:
+    """One scroll from its opening to its empty last page. Intercom gives the same `scroll_param`
+    on every page (airbyte#69149), so a loop shows as a repeated page, not a repeated param."""
+    page = client.open_companies_scroll()
+    previous = ""
+    while True:
+        data = page.get("data") or []
+        if not data:
+            return
+        key = scroll_page_key(data)
+        if key == previous:
+            raise IntercomPaginationLoop("the company scroll served the same page twice", status=None, code="pagination_loop")
+        previous = key
+        yield from data
+        scroll_param = page.get("scroll_param")
+        if not scroll_param:
+            return
+        page = client.scroll_companies_page(scroll_param)

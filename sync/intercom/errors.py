@@ -111,6 +111,11 @@ class IntercomOutcomeUnknown(IntercomUnavailable):
     """
 
 
+class IntercomPaginationLoop(IntercomApiError):
+    """A listing served the same page (or the same cursor) again: following it would never end
+    (airbyte#69149: a workspace of 253 companies read as 4 million records). Stopped, not retried."""
+
+
 # What stops a whole outgoing batch (it resumes later, or fails as a whole when the token is
 # refused) instead of ending in the one entity's error row.
 BATCH_HALTING_ERRORS: tuple[type[IntercomApiError], ...] = (IntercomRateLimited, IntercomUnauthorized, IntercomOutcomeUnknown)

@@ -135,9 +135,9 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 
 def handle_request(
-    method: str, path: str, query: Mapping[str, Any], headers: Mapping[str, str], body: Any
+    method: str, path: str, query: Mapping[str, Any], headers: Mapping[str, str], body: Any, *, faults: bool = True
 ) -> tuple[int, dict[str, str], Any]:
-    """Serve one Intercom API call against the sandbox database."""
+    """Serve one Intercom API call against the sandbox database (`faults=False`: no injected fault)."""
     method = method.upper()
     path = "/" + path.strip("/")
     base_headers = {"Content-Type": "application/json", "X-Request-Id": uuid.uuid4().hex, "X-Intercom-Version": API_VERSION}
@@ -159,7 +159,7 @@ def handle_request(
         message = f"Exceeded rate limit of {workspace.rate_limit} in {workspace.rate_window_seconds}_seconds"
         return 429, response_headers, error_body("rate_limit_exceeded", message)
     fault_after = ""
-    if workspace.fault_rate and fault_random.random() < workspace.fault_rate:
+    if faults and workspace.fault_rate and fault_random.random() < workspace.fault_rate:
         status, code, message = fault_random.choice(FAULTS)
         if workspace.fault_mode not in ("after", "drop"):
             return status, response_headers, error_body(code, message)

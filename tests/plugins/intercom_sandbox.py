@@ -28,7 +28,8 @@ Fixtures
               ``.add_conversation(payload)``.
     Knobs:    ``.set_rate_limit(n, window_seconds=10)`` (0 = no limit and no headers; by default
               Intercom's 1,666 per 10 s, headers on), ``.set_fault_rate(share, seed=0, mode="before"|
-              "after"|"drop")`` (after/drop: the work is done, then a 5xx / a lost answer),
+              "after"|"drop", only=((method, path), ...))`` (after/drop: the work is done, then a 5xx /
+              a lost answer; `only`: the calls it strikes),
               ``.set_latency(ms)``, ``.set_search_lag(seconds)`` (default 120 s, as Intercom's index:
               contacts written through the API are not searchable until then; seeded ones are),
               ``.advance(seconds)`` (sandbox clock), ``.add_workspace(token, id_code)``,
@@ -91,6 +92,7 @@ class IntercomSandbox:
         self.slept: list[float] = []
         self.violations: list[str] = []
         self.validate = True
+        self.fault_only: set[tuple[str, str]] = set()
         self._bases: list[str] = []
         self.base_url = DEFAULT_BASE_URL
         self.route(DEFAULT_BASE_URL)
@@ -120,7 +122,10 @@ class IntercomSandbox:
         if self.validate:
             self._check(validate_request, contract_request)
         try:
-            status, response_headers, payload = api.handle_request(request.method, path, dict(query_pairs), headers, body)
+            faults = not self.fault_only or (request.method, path) in self.fault_only
+            status, response_headers, payload = api.handle_request(
+                request.method, path, dict(query_pairs), headers, body, faults=faults
+            )
         except api.AnswerLost as lost:
             # The work is done; the client waits for an answer that never comes.
             call.status = 0
@@ -160,10 +165,14 @@ class IntercomSandbox:
         if limit and window_seconds:
             clock.advance(window_seconds - clock.now() % window_seconds + 0.5)
 
-    def set_fault_rate(self, share: float, seed: int = 0, mode: str = "before") -> None:
+    def set_fault_rate(
+        self, share: float, seed: int = 0, mode: str = "before", only: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         """`mode`: "before" (nothing done, then a 5xx), "after" (done, then a 5xx) or "drop" (done,
-        then the answer is lost: the client sees a read timeout)."""
+        then the answer is lost: the client sees a read timeout). `only`: (method, path) pairs the
+        faults strike, e.g. `(("POST", "/contacts"),)`; every call when empty."""
         api.fault_random.seed(seed)
+        self.fault_only = set(only)
         self._update(fault_rate=share, fault_mode=mode)
 
     def set_latency(self, ms: int) -> None:

@@ -520,3 +520,19 @@ class WorkAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number}: {self.outcome}"
+
+class IdentityLock(models.Model):
+    """One outgoing push in flight for an identity of a workspace (sync/outgoing/locks.py).
+
+    A row is the lock: inserting it takes the lock (the unique key refuses a second holder on any
+    database, SQLite included, across threads and processes), deleting it releases it, and
+    `expires_at` lets a crashed holder's lock be taken over. `owner` "unsettled" marks an identity
+    whose create had an unknown outcome: nobody creates it again until Intercom's search settles.
+    """
+
+    key = models.CharField(max_length=128, unique=True)
+    owner = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.owner})"

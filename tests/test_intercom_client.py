@@ -101,6 +101,55 @@ def test_a_share_of_server_errors_loses_nothing(intercom_sandbox):
     assert any(status >= 500 for status in intercom_sandbox.responses)
 
 
+def test_a_lead_create_that_failed_after_the_work_is_not_sent_again(intercom_sandbox):
+    """Intercom made the lead, then answered 5xx: a retry would make its twin."""
+    intercom_sandbox.set_fault_rate(1.0, mode="after")
+    client = intercom_sandbox.client(max_retries=3)
+    with pytest.raises(IntercomOutcomeUnknown) as err:
+        client.create_contact({"role": "lead", "email": "visitor@example.com"})
+    assert err.value.status in (500, 503, 504) and err.value.code == "outcome_unknown"
+    assert len(intercom_sandbox.contacts(role="lead")) == 1
+    assert [c.path for c in intercom_sandbox.calls] == ["/contacts"]
+
+
+def test_a_user_create_that_failed_after_the_work_is_retried_into_a_409_not_a_twin(intercom_sandbox):
+    """A user's external_id is unique: the retry is refused with the first one's id."""
+    intercom_sandbox.set_fault_rate(0.5, seed=1, mode="after")
+    client = intercom_sandbox.client(max_retries=6)
+    made: list[str] = []
+    for n in range(8):
+        try:
+            made.append(client.create_contact({"role": "user", "external_id": f"u{n}"})["id"])
+        except IntercomConflict as exc:
+            made.append(exc.existing_id or "")
+    intercom_sandbox.set_fault_rate(0.0)
+    users = intercom_sandbox.contacts(role="user")
+    assert sorted(u["external_id"] for u in users) == [f"u{n}" for n in range(8)]
+    assert sorted(made) == sorted(u["id"] for u in users)
+    assert 409 in intercom_sandbox.responses
+
+
+def test_an_answer_lost_after_the_work_is_an_unknown_outcome_for_a_lead(intercom_sandbox):
+    intercom_sandbox.set_fault_rate(1.0, mode="drop")
+    with pytest.raises(IntercomOutcomeUnknown):
+        intercom_sandbox.client(max_retries=3).create_contact({"role": "lead"})
+    assert len(intercom_sandbox.contacts(role="lead")) == 1
+
+
+def test_events_and_company_upserts_are_retried_after_a_failure_after_the_work(intercom_sandbox):
+    """Both are idempotent at Intercom: events dedupe on (contact, name, created_at), companies upsert by company_id."""
+    client = intercom_sandbox.client(max_retries=6)
+    user = client.create_contact({"role": "user", "external_id": "e1"})
+    intercom_sandbox.set_fault_rate(0.5, seed=2, mode="after")
+    for n in range(4):
+        client.create_event({"event_name": "paid", "created_at": 1700000000 + n, "id": user["id"]})
+        client.upsert_company({"company_id": f"c{n}", "name": f"C{n}"})
+    intercom_sandbox.set_fault_rate(0.0)
+    assert len(intercom_sandbox.events()) == 4
+    assert sorted(c["company_id"] for c in intercom_sandbox.companies()) == ["c0", "c1", "c2", "c3"]
+    assert any(status >= 500 for status in intercom_sandbox.responses)
+
+
 def _lost_client(slept: list[float]) -> IntercomClient:
     return IntercomClient("t", workspace_key="ws_lost", base_url="https://lost.example", max_retries=3, sleep=slept.append)
 

@@ -125,6 +125,7 @@ def test_merge_moves_a_lead_into_a_user_and_the_lead_disappears(intercom, interc
     assert intercom_sandbox.contact_tag_names(user["id"]) == ["Hot"]
     with pytest.raises(IntercomNotFound):
         intercom.get_contact(lead["id"])
+    intercom_sandbox.advance(120)  # once Intercom's search index caught up with the merge
     assert [c["id"] for c in intercom.search_contacts({"field": "email", "operator": "=", "value": "l@example.com"})] == [user["id"]]
 
 

@@ -48,7 +48,7 @@ def bob(**traits):
 def test_a_409_on_create_updates_the_contact_intercom_names(users, intercom_sandbox, recording_firehose):
     intercom_sandbox.add_data_attribute("plan")
     intercom_sandbox.set_search_lag(600)  # just created: not in Intercom's search index yet
-    existing = intercom_sandbox.add_contact(role="user", email="bob@rei.com")
+    existing = intercom_sandbox.add_contact(role="user", email="bob@rei.com", fresh=True)
 
     push(users, user_message(bob(traits_plan="pro"), segments=[segment("users")]))
 

@@ -153,25 +153,24 @@ def test_s2_export_as_users_creates_the_user_and_links_its_company(connector, in
     [user] = intercom_sandbox.contacts(role="user")
     [company] = intercom_sandbox.companies()
     made = calls(intercom_sandbox)
-    # external_id before email (DECISIONS.md), each search role-restricted, then the create; the
-    # custom attribute with a space did not exist: created (typed from the value), push retried once.
-    assert made[:6] == [
-        ("POST", "/contacts/search"),
-        ("POST", "/contacts/search"),
+    # external_id first, read directly (never lagged, unique among users: absent means create, no
+    # search by email), then the create; the custom attribute with a space did not exist: created
+    # (typed from the value), push retried once.
+    assert made[:5] == [
+        ("GET", "/contacts/find_by_external_id/user_external_id_1"),
         ("POST", "/contacts"),
         ("POST", "/data_attributes"),
         ("POST", "/contacts"),
         ("POST", "/companies"),
     ]
-    assert intercom_sandbox.calls[0].body["query"]["value"][0] == {"field": "external_id", "operator": "=", "value": "user_external_id_1"}
-    assert intercom_sandbox.calls[3].body == {"name": "job title", "model": "contact", "data_type": "string"}
-    assert intercom_sandbox.calls[4].body == {
+    assert intercom_sandbox.calls[2].body == {"name": "job title", "model": "contact", "data_type": "string"}
+    assert intercom_sandbox.calls[3].body == {
         "role": "user",
         "email": "bob@rei.com",
         "external_id": "user_external_id_1",
         "custom_attributes": {"job title": "sales"},
     }
-    assert intercom_sandbox.calls[5].body == {"company_id": "account_external_id_1", "website": "rei.com"}
+    assert intercom_sandbox.calls[4].body == {"company_id": "account_external_id_1", "website": "rei.com"}
     assert ("POST", f"/contacts/{user['id']}/companies") in made
     assert intercom_sandbox.calls[made.index(("POST", f"/contacts/{user['id']}/companies"))].body == {"id": company["id"]}
 

@@ -10,7 +10,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
     list_display = ["name", "id_code", "rate_limit", "rate_window_seconds", "search_lag_seconds", "fault_rate", "latency_ms"]
     fieldsets = [
         (None, {"fields": ["name", "id_code", "token", "timezone", "region"]}),
-        ("Behaviour", {"fields": ["rate_limit", "rate_window_seconds", "search_lag_seconds", "fault_rate", "latency_ms", "scroll_ttl_seconds"]}),
+        ("Behaviour", {"fields": ["rate_limit", "rate_window_seconds", "search_lag_seconds", "fault_rate", "fault_mode", "latency_ms", "scroll_ttl_seconds"]}),
     ]
 
 

@@ -4,6 +4,11 @@ It returns `(status, headers, body)` with `body` a JSON-able object (or None), s
 serves the Django views under /sandbox/intercom/ and the `responses` fixture of the tests.
 In order: bearer token -> Accept -> added latency -> rate-limit window (429 with the real
 X-RateLimit-* headers) -> injected 5xx -> route -> handler; handler errors become `error.list`.
+
+Injected faults strike before the work (`fault_mode="before"`: nothing was done) or after it, as
+Intercom's do too: `"after"` carries the call out and answers a 5xx, `"drop"` carries it out and
+loses the answer (`AnswerLost`: the test fixture turns it into a read timeout, the HTTP view into
+a 504 from the "gateway"). A client that retries a create after either makes a twin.
 """
 
 from __future__ import annotations
@@ -79,6 +84,14 @@ FAULTS = [
 ]
 
 
+class AnswerLost(Exception):
+    """The call was carried out but its answer never reaches the client (read timeout)."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: Any) -> None:
+        super().__init__("the answer was lost after the work was done")
+        self.status, self.headers, self.body = status, headers, body
+
+
 def error_body(code: str, message: str) -> dict:
     return {"type": "error.list", "request_id": str(uuid.uuid4()), "errors": [{"code": code, "message": message}]}
 
@@ -122,9 +135,9 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 
 def handle_request(
-    method: str, path: str, query: Mapping[str, Any], headers: Mapping[str, str], body: Any
+    method: str, path: str, query: Mapping[str, Any], headers: Mapping[str, str], body: Any, *, faults: bool = True
 ) -> tuple[int, dict[str, str], Any]:
-    """Serve one Intercom API call against the sandbox database."""
+    """Serve one Intercom API call against the sandbox database (`faults=False`: no injected fault)."""
     method = method.upper()
     path = "/" + path.strip("/")
     base_headers = {"Content-Type": "application/json", "X-Request-Id": uuid.uuid4().hex, "X-Intercom-Version": API_VERSION}
@@ -145,9 +158,12 @@ def handle_request(
     if not allowed:
         message = f"Exceeded rate limit of {workspace.rate_limit} in {workspace.rate_window_seconds}_seconds"
         return 429, response_headers, error_body("rate_limit_exceeded", message)
-    if workspace.fault_rate and fault_random.random() < workspace.fault_rate:
+    fault_after = ""
+    if faults and workspace.fault_rate and fault_random.random() < workspace.fault_rate:
         status, code, message = fault_random.choice(FAULTS)
-        return status, response_headers, error_body(code, message)
+        if workspace.fault_mode not in ("after", "drop"):
+            return status, response_headers, error_body(code, message)
+        fault_after = workspace.fault_mode
     flat_query = {k: (v[0] if isinstance(v, (list, tuple)) else v) for k, v in query.items()}
     for route_method, pattern, handler in ROUTES:
         match = pattern.match(path)
@@ -158,5 +174,10 @@ def handle_request(
                     status, payload = handler(request)
             except SandboxError as exc:
                 return exc.status, response_headers, error_body(exc.code, exc.message)
+            if fault_after == "after":  # the work is done and stays done
+                fault_status, code, message = fault_random.choice(FAULTS)
+                return fault_status, response_headers, error_body(code, message)
+            if fault_after == "drop":
+                raise AnswerLost(status, response_headers, payload)
             return status, response_headers, payload
     return 404, response_headers, error_body("not_found", "Resource Not Found")

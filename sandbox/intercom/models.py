@@ -25,10 +25,23 @@ class Workspace(models.Model):
     region = models.CharField(max_length=8, default="US")
 
     # Knobs (settable from tests and the admin).
-    rate_limit = models.PositiveIntegerField(default=0, help_text="Calls per window; 0 = unlimited.")
+    # Intercom's defaults: 10,000 calls a minute per app, spread over 10-second windows (1,666 each),
+    # with the X-RateLimit-* headers on every answer. 0 = unlimited and no headers.
+    rate_limit = models.PositiveIntegerField(default=1666, help_text="Calls per window; 0 = unlimited (and no rate-limit headers).")
     rate_window_seconds = models.PositiveIntegerField(default=10, help_text="Intercom uses 10-second windows.")
-    search_lag_seconds = models.FloatField(default=0.0, help_text="Writes become searchable after this delay.")
+    # Intercom's search shows a write "within a few minutes": never 0 by default.
+    search_lag_seconds = models.FloatField(default=120.0, help_text="Writes become searchable after this delay.")
     fault_rate = models.FloatField(default=0.0, help_text="Share of calls answered with a 5xx (0..1).")
+    fault_mode = models.CharField(
+        max_length=8,
+        choices=[
+            ("before", "Before the work: nothing was done"),
+            ("after", "After the work: done, then a 5xx"),
+            ("drop", "After the work: done, then the answer is lost (timeout)"),
+        ],
+        default="before",
+        help_text="When an injected fault strikes. Intercom can carry out a call and still fail to answer.",
+    )
     latency_ms = models.PositiveIntegerField(default=0, help_text="Added to every answer.")
     scroll_ttl_seconds = models.PositiveIntegerField(default=60)
 

@@ -4,7 +4,9 @@ Every call goes through `IntercomClient._request()`, which:
 - takes a permit from the workspace's shared rate-limit budget (budget.py) and feeds it the
   `X-RateLimit-*` headers of every answer;
 - waits for `X-RateLimit-Reset` on a 429 (bounded by `max_rate_wait`), then retries;
-- retries 5xx, 408, timeouts and connection errors with exponential back-off and jitter, bounded;
+- retries 5xx, 408, timeouts and connection errors with exponential back-off and jitter, bounded,
+  but never a call that is not idempotent (a lead create): Intercom may have carried it out before
+  failing to answer, so a 5xx or a lost answer there is IntercomOutcomeUnknown (see `_request`);
 - maps everything else to the typed errors of errors.py, `raise ... from` the transport error;
 - logs one line per call (`intercom.request`: method, path, status, ms, budget left), without
   the token, query strings or bodies (they carry personal data).
@@ -19,7 +21,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -166,9 +168,14 @@ class IntercomClient:
     def _request(
         self, method: str, path: str, *, params: dict | None = None, json: Any = None, idempotent: bool = True
     ) -> Any:
-        """One call with the budget, retries and logging. `idempotent=False` (creates): a transport
-        failure after the request may have reached Intercom raises IntercomOutcomeUnknown instead of
-        sending it again."""
+        """One call with the budget, retries and logging.
+
+        `idempotent=False` (a create that nothing on Intercom's side would refuse twice): a 5xx/408
+        or a transport failure after the request may have reached Intercom raises
+        IntercomOutcomeUnknown instead of sending it again. Intercom can do the work and still answer
+        500/503/504 or time out; a blind retry would make a second contact. A 429 is always retried:
+        Intercom refuses it before doing anything.
+        """
         url = self.base_url + path
         headers = {"Authorization": f"Bearer {self._token}"}
         if json is not None:
@@ -317,7 +324,10 @@ class IntercomClient:
     # -- contacts --------------------------------------------------------------------------
 
     def create_contact(self, body: dict) -> dict:
-        return self._request("POST", "/contacts", json=body, idempotent=False)
+        """Retried after a 5xx/timeout only for a user with an email or external_id: a second create
+        of the same user answers 409 naming the first (errors.IntercomConflict), never a twin. A lead
+        has nothing unique, so its create is never sent twice (IntercomOutcomeUnknown)."""
+        return self._request("POST", "/contacts", json=body, idempotent=create_is_idempotent(body))
 
     def update_contact(self, contact_id: str, body: dict) -> dict:
         return self._request("PUT", f"/contacts/{_seg(contact_id)}", json=body)
@@ -482,6 +492,13 @@ class IntercomClient:
 
     def get_conversation(self, conversation_id: str) -> dict:
         return self._request("GET", f"/conversations/{_seg(conversation_id)}")
+
+
+def create_is_idempotent(body: Mapping[str, Any]) -> bool:
+    """Whether sending this `POST /contacts` body twice cannot make two contacts (reference §2.6:
+    external_id is unique among users; email among users without one; leads never conflict)."""
+    role = body.get("role") or "user"
+    return role == "user" and bool(body.get("external_id") or body.get("email"))
 
 
 def _seg(value: Any) -> str:

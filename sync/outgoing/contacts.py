@@ -35,6 +35,7 @@ from sync.outgoing.companies import account_sync
 from sync.outgoing.context import OutgoingContext
 from sync.outgoing.events import events_send
 from sync.outgoing.links import call_with_attribute_retry, link_for, link_forget, link_save, payload_hash
+from sync.outgoing.locks import UNSETTLED_FOR, IdentityLockTimeout, identity_keys, identity_lock, normalise_email
 from sync.outgoing.routing import LEAD, USER, SkipReason, matches_filter, message_field, segment_ids, skip_message
 from sync.outgoing.tags import TagChanges, contact_tags_sync, tags_attribute
 
@@ -81,16 +82,9 @@ def search_query(field_name: str, value: Any, role: str) -> dict:
     }
 
 
-def resolve_contact(ctx: OutgoingContext, *, target: str, user: Mapping[str, Any], use_stored: bool = True) -> Resolution:
-    """Which Intercom contact this Hull user is, as a `target` (user or lead); None: create one."""
-    hull_id = str(user.get("id") or "")
-    link = link_for(ctx.connector, target, hull_id)
-    if use_stored:
-        if link is not None:
-            return Resolution(link.intercom_id, "link", link)
-        stored = user.get(f"{GROUP_FOR_TARGET[target]}/id")
-        if stored:
-            return Resolution(str(stored), "attribute", None)
+def _claim_values(ctx: OutgoingContext, target: str, user: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """(Intercom field, value) of the user's identity claims, in priority order; emails normalised."""
+    values: list[tuple[str, Any]] = []
     for claim in claim_rows(ctx.connector, target):
         if claim.intercom_attribute == "id":
             continue
@@ -98,13 +92,77 @@ def resolve_contact(ctx: OutgoingContext, *, target: str, user: Mapping[str, Any
         if value in (None, ""):
             continue
         value = coerce_standard_value(claim.intercom_attribute, value)
-        page = ctx.intercom.search_contacts_page(search_query(claim.intercom_attribute, value, target), per_page=SEARCH_PAGE)
-        found = [str(c["id"]) for c in page.get("data") or [] if c.get("id")]
-        total = page.get("total_count", len(found))
-        if len(found) > 1 or (total or 0) > 1:
-            raise AmbiguousContact(field_name=f"{claim.intercom_attribute}={value}", candidates=found)
-        if found:
-            return Resolution(found[0], "search", None if link is None or link.intercom_id != found[0] else link)
+        if claim.intercom_attribute == "email":
+            value = normalise_email(value)
+        elif isinstance(value, str):
+            value = value.strip()
+        if value not in (None, ""):
+            values.append((claim.intercom_attribute, value))
+    return values
+
+
+def _from_identity_map(ctx: OutgoingContext, target: str, claims: list[tuple[str, Any]]) -> IdentityLink | None:
+    """The contact our own records join to these claims (pushed or ingested before): no API call,
+    and right even while Intercom's search does not show a contact made a moment ago."""
+    external_id = next((str(v) for f, v in claims if f == "external_id"), "")
+    rows = IdentityLink.objects.filter(connector=ctx.connector, entity=target)
+    if external_id:
+        link = rows.filter(external_id=external_id).first()
+        if link is not None:
+            return link
+    email = next((str(v) for f, v in claims if f == "email"), "")
+    if email:
+        # Several users may share an email when their external_ids differ: only one without
+        # another external_id is ours.
+        candidates = [
+            link for link in rows.filter(email__iexact=email)[:3] if not link.external_id or link.external_id == external_id
+        ]
+        if len(candidates) == 1:
+            return candidates[0]
+    return None
+
+
+def resolve_contact(ctx: OutgoingContext, *, target: str, user: Mapping[str, Any], use_stored: bool = True) -> Resolution:
+    """Which Intercom contact this Hull user is, as a `target` (user or lead); None: create one.
+
+    Cheapest and freshest first (Intercom's search lags writes by seconds to minutes):
+    1. our IdentityLink of the Hull user, then its `intercom_<type>/id` attribute, then our identity
+       map by external_id / normalised email (links of contacts pushed or ingested before);
+    2. for a user with an external_id, `GET /contacts/find_by_external_id` (a direct read, never
+       lagged; external_id is unique among users): found is updated, absent is created: one lookup;
+    3. otherwise search by each claim with the role (leads cannot be read by a key).
+    """
+    hull_id = str(user.get("id") or "")
+    link = link_for(ctx.connector, target, hull_id)
+    claims = _claim_values(ctx, target, user)
+    if use_stored:
+        if link is not None:
+            return Resolution(link.intercom_id, "link", link)
+        stored = user.get(f"{GROUP_FOR_TARGET[target]}/id")
+        if stored:
+            return Resolution(str(stored), "attribute", None)
+        known = _from_identity_map(ctx, target, claims)
+        if known is not None:
+            return Resolution(known.intercom_id, "map", None)
+    external_id = next((str(v) for f, v in claims if f == "external_id"), "")
+    if target == USER and external_id:
+        try:
+            found = ctx.intercom.find_contact_by_external_id(external_id)
+        except IntercomNotFound:
+            return Resolution(None, "none", None)
+        found_id = str(found.get("id") or "")
+        if found_id and found.get("role", USER) == USER:
+            return Resolution(found_id, "external_id", link if link is not None and link.intercom_id == found_id else None)
+    for field_name, value in claims:
+        if target == USER and field_name == "external_id":
+            continue  # read directly above
+        page = ctx.intercom.search_contacts_page(search_query(field_name, value, target), per_page=SEARCH_PAGE)
+        found_ids = [str(c["id"]) for c in page.get("data") or [] if c.get("id")]
+        total = page.get("total_count", len(found_ids))
+        if len(found_ids) > 1 or (total or 0) > 1:
+            raise AmbiguousContact(field_name=f"{field_name}={value}", candidates=found_ids)
+        if found_ids:
+            return Resolution(found_ids[0], "search", None if link is None or link.intercom_id != found_ids[0] else link)
     return Resolution(None, "none", None)
 
 
@@ -128,6 +186,10 @@ def build_contact_payload(ctx: OutgoingContext, *, target: str, message: Any, cr
         value = user.get(claim.hull_attribute)
         if value is not None and claim.intercom_attribute != "id":
             payload[claim.intercom_attribute] = coerce_standard_value(claim.intercom_attribute, value)
+    for key in ("email", "external_id"):
+        if isinstance(payload.get(key), str):
+            # " Jane@x.com " is refused as invalid by Intercom; case is kept (Intercom compares without it).
+            payload[key] = payload[key].strip()
     payload["role"] = target
     return payload, attrs
 
@@ -150,6 +212,11 @@ def _push(ctx: OutgoingContext, *, intercom_id: str | None, payload: dict, attrs
             # Intercom names the contact that already holds these details: that one is ours.
             target_id = exc.existing_id
             data["conflict_resolved_to"] = target_id
+            if "archived" in (exc.message or "").lower():
+                # An archived contact is invisible in Intercom's lists and search, yet it blocks the
+                # create: the Hull user is still synced, so bring it back (docs/outgoing.md).
+                ctx.intercom.unarchive_contact(target_id)
+                data["unarchived"] = target_id
             return ctx.intercom.update_contact(target_id, payload)
 
     return call_with_attribute_retry(ctx, model="contact", call=call, custom_sources=attrs.custom_sources)
@@ -274,6 +341,64 @@ def _link_company(ctx: OutgoingContext, *, message: Any, target: str, intercom_i
 # --- the whole pipeline --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Early:
+    """A push that ends before anything was sent (skip or error), with its reason."""
+
+    status: str
+    reason: str
+    text: str
+
+
+def _resolve_and_push(
+    ctx: OutgoingContext, *, target: str, message: Any, user: Mapping[str, Any], hull_id: str
+) -> _Early | tuple[dict | None, str, str, dict, str, str, str]:
+    """Resolve, create or update, and record the link: the part that runs under the identity lock."""
+    resolution = resolve_contact(ctx, target=target, user=user)
+    payload, attrs = build_contact_payload(ctx, target=target, message=message, creating=resolution.intercom_id is None)
+    if target == USER and not payload.get("email") and not payload.get("external_id"):
+        return _Early(SyncLog.Status.SKIPPED, SkipReason.MISSING_IDENTITY, "Intercom users need an email or an external_id")
+    digest = payload_hash(payload)
+    data: dict[str, Any] = {"data": payload, "type": target.capitalize(), "resolved_by": resolution.source}
+    if attrs.truncated:
+        data["truncated"] = attrs.truncated
+
+    link = resolution.link
+    if link is not None and link.intercom_id == resolution.intercom_id and link.last_payload_hash == digest:
+        status, reason, text = SyncLog.Status.SKIPPED, SkipReason.IDENTICAL_PAYLOAD, skip_message(SkipReason.IDENTICAL_PAYLOAD, target)
+        return None, link.intercom_id, digest, data, status, reason, text
+    try:
+        try:
+            contact = _push(ctx, intercom_id=resolution.intercom_id, payload=payload, attrs=attrs, data=data)
+        except IntercomNotFound:
+            if resolution.source not in ("link", "attribute", "map"):
+                raise
+            # The stored id is gone (deleted, merged away): forget it and find the contact again.
+            link_forget(ctx.connector, target, hull_id=hull_id)
+            link_forget(ctx.connector, target, intercom_id=str(resolution.intercom_id))
+            resolution = resolve_contact(ctx, target=target, user=user, use_stored=False)
+            data["resolved_by"] = f"{data['resolved_by']}->404->{resolution.source}"
+            payload, attrs = build_contact_payload(ctx, target=target, message=message, creating=resolution.intercom_id is None)
+            digest = payload_hash(payload)
+            data["data"] = payload
+            contact = _push(ctx, intercom_id=resolution.intercom_id, payload=payload, attrs=attrs, data=data)
+    except IntercomApiError as exc:
+        exc.push_data = data  # type: ignore[attr-defined]  # the error row shows what was sent
+        raise
+    intercom_id = str(contact["id"])
+    link_save(
+        ctx.connector,
+        entity=target,
+        hull_id=hull_id,
+        intercom_id=intercom_id,
+        email=normalise_email(contact.get("email") or payload.get("email")),
+        external_id=str(contact.get("external_id") or payload.get("external_id") or ""),
+        payload_digest="",  # recorded after the write-back is flushed (OutgoingContext.record_sent_payloads)
+        current=resolution.link,
+    )
+    return contact, intercom_id, digest, data, SyncLog.Status.SUCCESS, "", ""
+
+
 def contact_sync(ctx: OutgoingContext, *, message: Any, target: str) -> ContactOutcome:
     """Push one routed user message as `target` (user or lead); writes its SyncLog rows."""
     user: Mapping[str, Any] = message_field(message, "user") or {}
@@ -285,58 +410,27 @@ def contact_sync(ctx: OutgoingContext, *, message: Any, target: str) -> ContactO
         ctx.log(target, status, reason=reason, message=text, intercom_id=intercom_id, data=data or {}, **common)
         return ContactOutcome(status, intercom_id=intercom_id, data=data or {})
 
+    keys = identity_keys(
+        ctx.intercom.workspace_key, target, hull_id=hull_id, email=common["email"], external_id=common["external_id"]
+    )
     try:
-        resolution = resolve_contact(ctx, target=target, user=user)
+        # One push of an identity at a time, across threads and workers: the second one finds the
+        # link the first recorded instead of creating a twin that search could not show yet.
+        with identity_lock(keys, settle=UNSETTLED_FOR):
+            early = _resolve_and_push(ctx, target=target, message=message, user=user, hull_id=hull_id)
     except AmbiguousContact as exc:
         return fail(SyncLog.Status.ERROR, "ambiguous_identity", str(exc), {"candidates": exc.candidates})
-
-    payload, attrs = build_contact_payload(ctx, target=target, message=message, creating=resolution.intercom_id is None)
-    if target == USER and not payload.get("email") and not payload.get("external_id"):
-        return fail(SyncLog.Status.SKIPPED, SkipReason.MISSING_IDENTITY, "Intercom users need an email or an external_id")
-    digest = payload_hash(payload)
-    data: dict[str, Any] = {"data": payload, "type": target.capitalize(), "resolved_by": resolution.source}
-    if attrs.truncated:
-        data["truncated"] = attrs.truncated
-
-    contact: dict | None = None
-    link = resolution.link
-    if link is not None and link.intercom_id == resolution.intercom_id and link.last_payload_hash == digest:
-        intercom_id = link.intercom_id
-        status, reason, text = SyncLog.Status.SKIPPED, SkipReason.IDENTICAL_PAYLOAD, skip_message(SkipReason.IDENTICAL_PAYLOAD, target)
-    else:
-        try:
-            try:
-                contact = _push(ctx, intercom_id=resolution.intercom_id, payload=payload, attrs=attrs, data=data)
-            except IntercomNotFound:
-                if resolution.source not in ("link", "attribute"):
-                    raise
-                # The stored id is gone (deleted, merged away): forget it and find the contact again.
-                link_forget(ctx.connector, target, hull_id=hull_id)
-                resolution = resolve_contact(ctx, target=target, user=user, use_stored=False)
-                data["resolved_by"] = f"{data['resolved_by']}->404->{resolution.source}"
-                payload, attrs = build_contact_payload(ctx, target=target, message=message, creating=resolution.intercom_id is None)
-                digest = payload_hash(payload)
-                data["data"] = payload
-                contact = _push(ctx, intercom_id=resolution.intercom_id, payload=payload, attrs=attrs, data=data)
-        except AmbiguousContact as exc:
-            return fail(SyncLog.Status.ERROR, "ambiguous_identity", str(exc), {"candidates": exc.candidates})
-        except BATCH_HALTING_ERRORS:
-            raise
-        except IntercomApiError as exc:
-            data["error"] = exc.message
-            return fail(SyncLog.Status.ERROR, "intercom_error", exc.message, data)
-        intercom_id = str(contact["id"])
-        link_save(
-            ctx.connector,
-            entity=target,
-            hull_id=hull_id,
-            intercom_id=intercom_id,
-            email=str(contact.get("email") or payload.get("email") or ""),
-            external_id=str(contact.get("external_id") or payload.get("external_id") or ""),
-            payload_digest="",  # recorded after the write-back is flushed (OutgoingContext.record_sent_payloads)
-            current=resolution.link,
-        )
-        status, reason, text = SyncLog.Status.SUCCESS, "", ""
+    except IdentityLockTimeout as exc:
+        return fail(SyncLog.Status.ERROR, "identity_busy", f"Another push of this contact did not finish: {exc}")
+    except BATCH_HALTING_ERRORS:
+        raise
+    except IntercomApiError as exc:
+        failed = dict(getattr(exc, "push_data", None) or {})
+        failed["error"] = exc.message
+        return fail(SyncLog.Status.ERROR, "intercom_error", exc.message, failed)
+    if isinstance(early, _Early):
+        return fail(early.status, early.reason, early.text)
+    contact, intercom_id, digest, data, status, reason, text = early
 
     events_send(ctx, message=message, contact_id=intercom_id, **common)
     tags = None

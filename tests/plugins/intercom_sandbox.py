@@ -22,12 +22,16 @@ Fixtures
               ``.contacts(role=None, include_deleted=False)``, ``.contact(id)``, ``.companies()``,
               ``.tags()``, ``.events(contact_id=None)``, ``.data_attributes(model="contact")``,
               ``.slept`` (seconds the client waited, in order), ``.responses`` (status codes).
-    Seed:     ``.add_contact(role="user", email=..., external_id=..., custom_attributes=..., **fields)``
+    Seed:     ``.add_contact(role="user", email=..., external_id=..., custom_attributes=..., fresh=False, **fields)``
               -> contact JSON; ``.add_company(company_id, name=None, contact_ids=(), **fields)``;
               ``.add_tag(name)``; ``.add_data_attribute(name, data_type="string", model="contact")``;
               ``.add_conversation(payload)``.
-    Knobs:    ``.set_rate_limit(n, window_seconds=10)`` (0 = no limit and no headers),
-              ``.set_fault_rate(share, seed=0)``, ``.set_latency(ms)``, ``.set_search_lag(seconds)``,
+    Knobs:    ``.set_rate_limit(n, window_seconds=10)`` (0 = no limit and no headers; by default
+              Intercom's 1,666 per 10 s, headers on), ``.set_fault_rate(share, seed=0, mode="before"|
+              "after"|"drop", only=((method, path), ...))`` (after/drop: the work is done, then a 5xx /
+              a lost answer; `only`: the calls it strikes),
+              ``.set_latency(ms)``, ``.set_search_lag(seconds)`` (default 120 s, as Intercom's index:
+              contacts written through the API are not searchable until then; seeded ones are),
               ``.advance(seconds)`` (sandbox clock), ``.add_workspace(token, id_code)``,
               ``.route(base_url)``, ``.client(**kwargs)`` -> an ``IntercomClient`` on the workspace.
     Example::
@@ -48,6 +52,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+import requests
 import responses
 
 from sandbox.intercom import api, clock
@@ -87,6 +92,7 @@ class IntercomSandbox:
         self.slept: list[float] = []
         self.violations: list[str] = []
         self.validate = True
+        self.fault_only: set[tuple[str, str]] = set()
         self._bases: list[str] = []
         self.base_url = DEFAULT_BASE_URL
         self.route(DEFAULT_BASE_URL)
@@ -115,7 +121,15 @@ class IntercomSandbox:
         contract_request = ContractRequest(request.method, path, query_pairs, headers, raw or None)
         if self.validate:
             self._check(validate_request, contract_request)
-        status, response_headers, payload = api.handle_request(request.method, path, dict(query_pairs), headers, body)
+        try:
+            faults = not self.fault_only or (request.method, path) in self.fault_only
+            status, response_headers, payload = api.handle_request(
+                request.method, path, dict(query_pairs), headers, body, faults=faults
+            )
+        except api.AnswerLost as lost:
+            # The work is done; the client waits for an answer that never comes.
+            call.status = 0
+            raise requests.exceptions.ReadTimeout("sandbox: the answer was lost after the work was done") from lost
         call.status = status
         text = "" if payload is None else json.dumps(payload)
         if self.validate:
@@ -151,9 +165,15 @@ class IntercomSandbox:
         if limit and window_seconds:
             clock.advance(window_seconds - clock.now() % window_seconds + 0.5)
 
-    def set_fault_rate(self, share: float, seed: int = 0) -> None:
+    def set_fault_rate(
+        self, share: float, seed: int = 0, mode: str = "before", only: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        """`mode`: "before" (nothing done, then a 5xx), "after" (done, then a 5xx) or "drop" (done,
+        then the answer is lost: the client sees a read timeout). `only`: (method, path) pairs the
+        faults strike, e.g. `(("POST", "/contacts"),)`; every call when empty."""
         api.fault_random.seed(seed)
-        self._update(fault_rate=share)
+        self.fault_only = set(only)
+        self._update(fault_rate=share, fault_mode=mode)
 
     def set_latency(self, ms: int) -> None:
         self._update(latency_ms=ms)
@@ -174,13 +194,17 @@ class IntercomSandbox:
 
     # -- seeding (bypasses the API, no call recorded, searchable per the lag) ---------------
 
-    def add_contact(self, role: str = "user", **fields: Any) -> dict:
+    def add_contact(self, role: str = "user", *, fresh: bool = False, **fields: Any) -> dict:
+        """A contact that already exists in the workspace: searchable at once, as old contacts are.
+        `fresh=True`: written just now, so search shows it only after the workspace's lag."""
         now = now_int()
         contact = Contact(workspace=self.workspace, role=role, created_at=fields.pop("created_at", now), updated_at=fields.pop("updated_at", now))
         for key, value in fields.items():
             setattr(contact, key, value)
         contact.workspace = self.workspace
         index_write(contact, None)
+        if not fresh:
+            contact.searchable_at = clock.now() - 1
         contact.save()
         return render_contact(contact, self.workspace)
 

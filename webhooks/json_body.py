@@ -1,64 +1,6 @@
-"""Reading a public endpoint's JSON body into something every database can store.
+"""Reading a public endpoint's JSON body: the rules live in sync/json_values.py, where the worker
+uses them too (it decodes the raw messages the endpoint stored)."""
 
-Python's `json` accepts more than JSON columns do: NaN/Infinity (neither SQLite's JSON_VALID nor
-PostgreSQL's jsonb), and `\\u0000` in strings (jsonb refuses it). And absurdly deep nesting makes it
-raise RecursionError, here or later when a database driver encodes it again. All of these must end
-in a clean 400 or a stored row, never a 500.
-"""
+from sync.json_values import MAX_NESTING_DEPTH, loads_json_body
 
-from __future__ import annotations
-
-import json
-from typing import Any
-
-
-# Real Hull and Intercom payloads nest about ten levels; anything far deeper is refused before it
-# reaches a JSON encoder whose recursion (psycopg's, Django's) could overflow inside a request.
-MAX_NESTING_DEPTH = 64
-
-
-def _nesting_depth(value: Any) -> int:
-    """Depth of nested containers, measured without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        deepest = max(deepest, depth)
-        if deepest > MAX_NESTING_DEPTH:
-            return deepest
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
-
-
-def _refuse_non_finite(constant: str) -> None:
-    raise ValueError(f"{constant} is not valid JSON")
-
-
-def _without_nul(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_nul(v) for v in value]
-    return value
-
-
-def loads_json_body(body: bytes | str) -> Any:
-    """`json.loads`, raising ValueError (or UnicodeDecodeError) for anything we would not store."""
-    try:
-        payload = json.loads(body, parse_constant=_refuse_non_finite)
-    except RecursionError as exc:
-        raise ValueError("The JSON body is nested too deeply.") from exc
-    if _nesting_depth(payload) > MAX_NESTING_DEPTH:
-        raise ValueError(f"The JSON body is nested more than {MAX_NESTING_DEPTH} levels deep.")
-    raw = body if isinstance(body, bytes) else body.encode()
-    if b"\\u0000" in raw:
-        # NUL cannot be stored by PostgreSQL; it carries no meaning in Hull or Intercom data.
-        payload = _without_nul(payload)
-    return payload
+__all__ = ["MAX_NESTING_DEPTH", "loads_json_body"]

@@ -347,8 +347,8 @@ def notification_process(*, notification: HullNotification) -> None:
     notification.save(update_fields=["status", "attempts"])
 
     try:
-        parsed = parse_notification(notification.payload)
-    except NotificationError as exc:
+        parsed = parse_notification(notification.full_payload())
+    except (NotificationError, ValueError) as exc:
         _finish(notification, DeliveryStatus.FAILED, f"Unreadable notification: {exc}")
         return
     channel = parsed.channel or notification.channel

@@ -158,7 +158,7 @@ CONNECTOR_LOOKUP_TTL = float(os.environ.get("CONNECTOR_LOOKUP_TTL", "5"))
 HULL_MAX_PENDING_NOTIFICATIONS = int(os.environ.get("HULL_MAX_PENDING_NOTIFICATIONS", "50"))
 HULL_FLOW_CONTROL_BUDGET_RESERVE = int(os.environ.get("HULL_FLOW_CONTROL_BUDGET_RESERVE", "10"))
 # Messages of one notification synced at once (threads sharing the workspace's rate budget).
-OUTGOING_CONCURRENCY = int(os.environ.get("OUTGOING_CONCURRENCY", "4"))
+OUTGOING_CONCURRENCY = int(os.environ.get("OUTGOING_CONCURRENCY", "32"))
 
 # Payloads bigger than this are refused with 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_REQUEST_BYTES", str(10 * 1024 * 1024)))

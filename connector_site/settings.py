@@ -144,6 +144,13 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "connector_cache"}}
+# The public endpoints' throttle counters never touch the database (a flood of failed attempts must
+# not become a flood of writes): Redis when there is one, shared by every web process; otherwise
+# each process counts on its own, in memory.
+if REDIS_URL:
+    CACHES["throttle"] = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "throttle"}
+else:
+    CACHES["throttle"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle", "OPTIONS": {"MAX_ENTRIES": 100_000}}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
@@ -169,10 +176,12 @@ WORK_LEASE_SECONDS = int(os.environ.get("WORK_LEASE_SECONDS", "150"))
 # deeper queue of pending notifications, or fewer Intercom calls left, answers Hull `retry`).
 HULL_MAX_NOTIFICATION_BYTES = int(os.environ.get("HULL_MAX_NOTIFICATION_BYTES", str(64 * 1024 * 1024)))
 HULL_MAX_EXPORT_BYTES = int(os.environ.get("HULL_MAX_EXPORT_BYTES", str(512 * 1024 * 1024)))
+# Seconds a web process reuses a connector looked up by URL slug (webhooks/connector_lookup.py).
+CONNECTOR_LOOKUP_TTL = float(os.environ.get("CONNECTOR_LOOKUP_TTL", "5"))
 HULL_MAX_PENDING_NOTIFICATIONS = int(os.environ.get("HULL_MAX_PENDING_NOTIFICATIONS", "50"))
 HULL_FLOW_CONTROL_BUDGET_RESERVE = int(os.environ.get("HULL_FLOW_CONTROL_BUDGET_RESERVE", "10"))
 # Messages of one notification synced at once (threads sharing the workspace's rate budget).
-OUTGOING_CONCURRENCY = int(os.environ.get("OUTGOING_CONCURRENCY", "4"))
+OUTGOING_CONCURRENCY = int(os.environ.get("OUTGOING_CONCURRENCY", "32"))
 
 # Payloads bigger than this are refused with 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_REQUEST_BYTES", str(10 * 1024 * 1024)))
@@ -183,7 +192,14 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_THROTTLE_RATES": {"public_endpoint": os.environ.get("PUBLIC_ENDPOINT_RATE", "600/minute")},
+    "DEFAULT_THROTTLE_RATES": {
+        "public_endpoint": os.environ.get("PUBLIC_ENDPOINT_RATE", "600/minute"),
+        # Failed attempts (401, 404, 400, 413) per source address, checked before the body is read.
+        "public_endpoint_failures": os.environ.get("PUBLIC_ENDPOINT_FAILURE_RATE", "30/minute"),
+    },
+    # X-Forwarded-For is trusted only behind a known number of proxies (env NUM_PROXIES); with 0
+    # the client address is REMOTE_ADDR, so a caller cannot pick its own throttle bucket.
+    "NUM_PROXIES": int(os.environ.get("NUM_PROXIES") or 0),
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {

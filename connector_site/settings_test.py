@@ -11,6 +11,9 @@ os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 # With REDIS_URL the throttle counters outlive each test's transaction; tests of the limit set their own rate.
 os.environ.setdefault("PUBLIC_ENDPOINT_RATE", "100000/minute")
 os.environ.setdefault("METRICS_PUBLIC", "1")  # the metrics tests scrape without a token; security tests turn it off
+os.environ.setdefault("PUBLIC_ENDPOINT_FAILURE_RATE", "100000/minute")
+# Tests edit connectors with queryset updates (no signal): no cross-request connector cache.
+os.environ.setdefault("CONNECTOR_LOOKUP_TTL", "0")
 
 from connector_site.settings import *  # noqa: E402,F403
 

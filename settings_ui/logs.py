@@ -92,6 +92,11 @@ class ReplayableAdmin(ReadOnlyAdmin):
 
     @admin.display(description="payload")
     def payload_pretty(self, obj: HullNotification | WebhookDelivery) -> str:
+        if isinstance(obj, HullNotification):
+            try:
+                return pretty_json(obj.full_payload())  # with its raw messages, parsed for reading
+            except ValueError:
+                pass
         return pretty_json(obj.payload)
 
 

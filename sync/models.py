@@ -7,6 +7,7 @@ support engineer who knows Hull's manifest finds each one under the same name an
 from __future__ import annotations
 
 import secrets
+from typing import Any
 from datetime import timedelta
 
 from django.db import models
@@ -418,6 +419,12 @@ class HullNotification(models.Model):
     channel = models.CharField(max_length=64)
     is_export = models.BooleanField(default=False)
     payload = models.JSONField(default=dict)
+    raw_messages = models.BinaryField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The messages array as received (raw JSON), when the payload holds only the rest; parsed by the worker.",
+    )
     message_count = models.PositiveIntegerField(default=0)
     processed_messages = models.JSONField(default=list, blank=True, help_text="Indexes already done (resume after a crash).")
     status = models.CharField(max_length=12, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
@@ -438,6 +445,22 @@ class HullNotification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} {self.notification_id}"
+
+    @staticmethod
+    def decode_messages(raw: bytes | memoryview) -> Any:
+        from sync.json_values import loads_json_body  # the endpoint's own rules (NaN, depth, NUL)
+
+        return loads_json_body(bytes(raw))
+
+    def full_payload(self) -> dict[str, Any]:
+        """The notification as Hull sent it (secrets redacted): `payload` plus its raw messages.
+
+        Receipt keeps a large `messages` array unparsed so Hull gets its answer fast; readers
+        (the worker, the admin) call this. Raises ValueError for messages that do not decode.
+        """
+        if self.raw_messages is None:
+            return self.payload
+        return {**self.payload, "messages": self.decode_messages(self.raw_messages)}
 
 
 class WebhookDelivery(models.Model):

@@ -68,7 +68,7 @@ def test_notifier_sends_changes_events_and_segment_enter(connector, hull_sandbox
         result = hull_sandbox.notify_users(connector)
     assert result.delivered_messages == 1
     notification = HullNotification.objects.get()
-    [message] = notification.payload["messages"]
+    [message] = notification.full_payload()["messages"]
     assert message["user"]["traits_plan"] == "pro"
     assert message["changes"]["user"]["traits_plan"] == [None, "pro"]
     assert message["changes"]["is_new"] is True
@@ -88,7 +88,7 @@ def test_notifier_sends_segment_leave(connector, hull_sandbox, no_processing, dj
     with django_capture_on_commit_callbacks(execute=True):
         hull_sandbox.notify_users(connector)
     latest = HullNotification.objects.order_by("-id").first()
-    [message] = latest.payload["messages"]
+    [message] = latest.full_payload()["messages"]
     assert [s["id"] for s in message["changes"]["segments"]["left"]] == [segment.hull_id]
     assert message["segments"] == []
 
@@ -98,7 +98,7 @@ def test_notifier_sends_account_link_change(connector, hull_sandbox, no_processi
         batch.link_account({"email": "jane@acme.com"}, {"domain": "acme.com"})
     with django_capture_on_commit_callbacks(execute=True):
         hull_sandbox.notify_users(connector)
-    [message] = HullNotification.objects.get().payload["messages"]
+    [message] = HullNotification.objects.get().full_payload()["messages"]
     account_id = hull_sandbox.accounts()[0]["id"]
     assert message["changes"]["account"]["id"] == [None, account_id]
     assert message["account"]["domain"] == "acme.com"
@@ -165,7 +165,7 @@ def test_management_command_sends_a_demo_notification(connector, no_processing, 
     call_command("sandbox_hull_notify", "--connector", "acme", "--email", "demo@acme.com", "--trait", "plan=pro", "--event", "Signed Up")
     out = capsys.readouterr().out
     assert '"status": 200' in out
-    [message] = HullNotification.objects.get().payload["messages"]
+    [message] = HullNotification.objects.get().full_payload()["messages"]
     assert message["user"]["email"] == "demo@acme.com"
     assert message["user"]["traits_plan"] == "pro"
     assert [e["event"] for e in message["events"]] == ["Signed Up"]

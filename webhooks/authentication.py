@@ -23,6 +23,8 @@ from rest_framework.request import Request
 from sync.hull.client import HullApiError, fetch_public_key, public_key_url
 from sync.net import UnsafeUrl
 from sync.models import Connector
+from webhooks.connector_lookup import connector_for_slug
+from webhooks.hull_body import MalformedBody, body_credentials
 from webhooks.json_body import loads_json_body
 
 
@@ -45,7 +47,7 @@ class PayloadTooLarge(exceptions.APIException):
 
 def _connector(request: Request) -> Connector:
     view_kwargs = request.parser_context.get("kwargs", {}) if request.parser_context else {}
-    connector = Connector.objects.filter(slug=view_kwargs.get("slug")).first()
+    connector = connector_for_slug(view_kwargs.get("slug"))
     if connector is None:
         raise exceptions.NotFound("Unknown connector.")
     return connector
@@ -100,28 +102,37 @@ def public_key_host_allowed(url: str) -> bool:
 
 
 class HullNotificationAuthentication(BaseAuthentication):
-    """Order: connector exists → size (413) → JSON (400) → signature, else body credentials (401)."""
+    """Order, cheapest first, so a caller without credentials costs little (issue 13 item 2):
+    connector exists (404) → signature headers, key and JWT, body unread (401) → size (413) →
+    credentials found by a bounded scan of the body (400 malformed, 401 wrong). The body is
+    decoded for storage only after this (webhooks/hull_body.py). Failed attempts are counted per
+    source by the view's FailedAttemptThrottle, checked before any of this.
+    """
 
     def authenticate(self, request: Request) -> tuple[None, Connector]:
         connector = _connector(request)
-        payload = parse_json_body(request, MAX_NOTIFICATION_BYTES)
-        if not isinstance(payload, dict):
-            raise exceptions.ParseError("The notification must be a JSON object.")
-        configuration = payload.get("configuration")
-        if not isinstance(configuration, dict):
-            configuration = {}
-        if request.META.get(SIGNATURE_HEADER):
-            self._verify_signature(request, connector, payload)
-            if not _same(connector.hull_id, configuration.get("id")):
+        claims = self._verify_signature(request, connector) if request.META.get(SIGNATURE_HEADER) else None
+        body = read_limited_body(request, MAX_NOTIFICATION_BYTES)
+        if not body:
+            raise exceptions.ParseError("Empty body: MISSING_NOTIFICATION_PAYLOAD.")
+        try:
+            credentials = body_credentials(body)
+        except MalformedBody as exc:
+            raise exceptions.ParseError(str(exc)) from exc
+        if claims is not None:
+            if credentials.notification_id is None or str(claims.get("jti")) != credentials.notification_id:
+                raise exceptions.AuthenticationFailed("INVALID_SIGNATURE: jti does not match notification_id.")
+            if not _same(connector.hull_id, credentials.hull_id):
                 logger.info("hull.notification.wrong-connector", extra={"connector": connector.pk})
                 raise exceptions.AuthenticationFailed("The notification is for another connector.")
             return None, connector
-        if not (_same(connector.hull_id, configuration.get("id")) and _same(connector.hull_secret, configuration.get("secret"))):
+        if not (_same(connector.hull_id, credentials.hull_id) and _same(connector.hull_secret, credentials.secret)):
             logger.info("hull.notification.invalid-credentials", extra={"connector": connector.pk})
             raise exceptions.AuthenticationFailed("Missing or invalid Hull credentials in `configuration`.")
         return None, connector
 
-    def _verify_signature(self, request: Request, connector: Connector, payload: dict[str, Any]) -> None:
+    def _verify_signature(self, request: Request, connector: Connector) -> dict[str, Any]:
+        """The signature's claims; only headers and the key are read (the body is still unread)."""
         signature = request.META.get(SIGNATURE_HEADER, "")
         version = request.META.get(VERSION_HEADER, "")
         key_url = request.META.get(KEY_URL_HEADER, "")
@@ -139,12 +150,10 @@ class HullNotificationAuthentication(BaseAuthentication):
         except (HullApiError, UnsafeUrl) as exc:
             raise exceptions.AuthenticationFailed("INVALID_CERTIFICATE") from exc
         try:
-            claims = jwt.decode(signature, public_key, algorithms=["RS256"], options={"verify_aud": False})
+            return jwt.decode(signature, public_key, algorithms=["RS256"], options={"verify_aud": False})
         except jwt.PyJWTError as exc:
             logger.info("hull.notification.invalid-signature", extra={"connector": connector.pk})
             raise exceptions.AuthenticationFailed("INVALID_SIGNATURE") from exc
-        if str(claims.get("jti")) != str(payload.get("notification_id")):
-            raise exceptions.AuthenticationFailed("INVALID_SIGNATURE: jti does not match notification_id.")
 
     def authenticate_header(self, request: Request) -> str:
         # A value here makes DRF answer 401 (not 403) when authentication fails.

@@ -24,8 +24,10 @@ from webhooks.authentication import (
     HullNotificationAuthentication,
     HullQueryAuthentication,
     parse_json_body,
+    read_limited_body,
 )
-from webhooks.throttles import PublicEndpointThrottle
+from webhooks.hull_body import MalformedBody, notification_envelope
+from webhooks.throttles import FailedAttemptThrottleMixin, PublicEndpointThrottle
 
 
 class IsHullConnector(BasePermission):
@@ -33,7 +35,7 @@ class IsHullConnector(BasePermission):
         return request.auth is not None
 
 
-class HullSmartNotifierView(APIView):
+class HullSmartNotifierView(FailedAttemptThrottleMixin, APIView):
     authentication_classes = [HullNotificationAuthentication]
     permission_classes = [IsHullConnector]
     throttle_classes = [PublicEndpointThrottle]
@@ -49,10 +51,16 @@ class HullSmartNotifierView(APIView):
         },
     )
     def post(self, request: Request, slug: str) -> Response:
-        payload = parse_json_body(request, MAX_NOTIFICATION_BYTES)  # already parsed by authentication
+        body = read_limited_body(request, MAX_NOTIFICATION_BYTES)  # already read by authentication
         try:
-            receipt = hull_notification_receive(connector=request.auth, payload=payload)
-        except NotificationError as exc:
+            envelope = notification_envelope(body)
+            receipt = hull_notification_receive(
+                connector=request.auth,
+                payload=envelope.payload,
+                raw_messages=envelope.raw_messages,
+                message_count=envelope.message_count,
+            )
+        except (MalformedBody, NotificationError) as exc:
             raise exceptions.ParseError(str(exc)) from exc
         body = {
             "flow_control": receipt.flow_control,
@@ -75,7 +83,7 @@ class HullSmartNotifierView(APIView):
         return response
 
 
-class HullBatchView(APIView):
+class HullBatchView(FailedAttemptThrottleMixin, APIView):
     """`/batch` (users) and `/batch-accounts`: store the export request, answer at once."""
 
     authentication_classes = [HullQueryAuthentication]
@@ -102,7 +110,7 @@ class HullBatchAccountsView(HullBatchView):
     default_object_type = "account_report"
 
 
-class HullStatusView(APIView):
+class HullStatusView(FailedAttemptThrottleMixin, APIView):
     """Hull's status poll: `{"status": ok|warning|error|setupRequired, "messages": [...]}`."""
 
     authentication_classes = [HullQueryAuthentication]

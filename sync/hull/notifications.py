@@ -15,7 +15,7 @@ from typing import Any
 from django.db import transaction
 
 from sync.hull.flow_control import flow_control_for, pending_depth
-from sync.hull.messages import SUPPORTED_CHANNELS, notification_segments, validate_notification
+from sync.hull.messages import SUPPORTED_CHANNELS, NotificationError, notification_segments, validate_notification
 from sync.hull.segments import hull_segments_refresh
 from sync.ids import delivery_key
 from sync.models import Connector, DeliveryStatus, HullNotification
@@ -105,15 +105,34 @@ def _refresh_segments(connector: Connector, payload: Mapping[str, Any]) -> None:
     hull_segments_refresh(connector=connector, user_segments=users, account_segments=accounts)
 
 
-def hull_notification_receive(*, connector: Connector, payload: Mapping[str, Any]) -> NotificationReceipt:
+def hull_notification_receive(
+    *,
+    connector: Connector,
+    payload: Mapping[str, Any],
+    raw_messages: bytes | None = None,
+    message_count: int | None = None,
+) -> NotificationReceipt:
     """Store (once), enqueue `sync.tasks.process_notification`, answer the flow control.
 
+    `raw_messages`: the `messages` array as raw JSON, not parsed here (the worker does it, see
+    `HullNotification.full_payload`); `payload` then holds the rest of the body.
     Raises `sync.hull.messages.NotificationError` for a body Hull would not send (the view's 400).
     """
-    validate_notification(payload)
+    if raw_messages is not None:
+        validate_notification({**payload, "messages": []})
+    else:
+        validate_notification(payload)
     channel = payload["channel"]
     supported = channel in SUPPORTED_CHANNELS
+    if raw_messages is not None and not notification_segments(payload)[0] and not notification_segments(payload)[1]:
+        # Minihull-style bodies carry their segments only in the messages: read them after all.
+        try:
+            payload = {**payload, "messages": HullNotification.decode_messages(raw_messages)}
+        except ValueError as exc:
+            raise NotificationError(f"Malformed messages: {exc}") from exc
+        raw_messages = None
     messages = payload.get("messages") or []
+    count = message_count if raw_messages is not None and message_count is not None else len(messages)
     depth = pending_depth(connector)
     with transaction.atomic():
         notification, created = HullNotification.objects.get_or_create(
@@ -123,7 +142,8 @@ def hull_notification_receive(*, connector: Connector, payload: Mapping[str, Any
                 "channel": channel[:64],
                 "is_export": bool(payload.get("is_export")),
                 "payload": redact_payload(payload),
-                "message_count": len(messages),
+                "raw_messages": raw_messages,
+                "message_count": count,
                 "status": DeliveryStatus.PENDING if supported else DeliveryStatus.IGNORED,
             },
         )
@@ -135,7 +155,7 @@ def hull_notification_receive(*, connector: Connector, payload: Mapping[str, Any
     log_key = "hull.notification.stored" if created else "hull.notification.duplicate"
     if not supported:
         log_key = "hull.notification.unsupported-channel"
-    logger.info(log_key, extra={"connector": connector.pk, "channel": channel, "messages": len(messages)})
+    logger.info(log_key, extra={"connector": connector.pk, "channel": channel, "messages": count})
     # The queue depth counted before this one: a notification is not back-pressure against itself.
     flow = flow_control_for(connector, depth=depth)
     return NotificationReceipt(notification=notification, created=created, flow_control=flow)

@@ -81,7 +81,10 @@ def workspace_session(workspace_key: str, base_url: str) -> requests.Session:
         if session is None:
             session = requests.Session()
             # Retries are ours (they must respect the shared budget), so urllib3's are off.
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+            # One kept-alive connection per outgoing thread (OUTGOING_CONCURRENCY), so none is
+            # discarded and reopened under load.
+            pool = max(16, int(getattr(settings, "OUTGOING_CONCURRENCY", 16)))
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool, max_retries=0)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
             session.headers.update({"Accept": "application/json", "Intercom-Version": INTERCOM_VERSION})

@@ -25,6 +25,7 @@ from django.utils.html import format_html, format_html_join
 from social_django.models import Association, Nonce, UserSocialAuth
 
 from settings_ui import actions, spec_texts
+from settings_ui.background import data_attributes_create_later
 from settings_ui.dashboard import dashboard_context, webhook_url
 from settings_ui.forms import (
     ClaimFormSet,
@@ -165,6 +166,14 @@ def _without_secrets(fields: tuple) -> tuple:
         elif field not in SECRET_FIELDS:
             kept.append(field)
     return tuple(kept)
+
+
+def _outgoing_mappings_changed(formsets: Any) -> bool:
+    """Whether the save added or edited an outgoing mapping (only then can an attribute be missing)."""
+    for formset in formsets:
+        if getattr(formset.form, "DIRECTION", None) == Direction.OUTGOING and formset.has_changed():
+            return True
+    return False
 
 
 # Intercom is connected through social-auth without creating logins, so its tables stay empty: hide them.
@@ -339,10 +348,17 @@ class ConnectorAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         # After the mappings are saved: schedules follow the fetch settings, and outgoing custom
         # attributes that do not exist in Intercom yet are created (spec: "Hull will create that field").
+        # Schedules are rows in our own database: updated in the save. Creating Intercom attributes
+        # talks to Intercom, so it runs in the worker after commit; the page says so and the
+        # dashboard shows how it went (settings_ui/background.py).
         self._call_after_save(request, form.instance, "sync.incoming.fetch", "connector_schedules_update", "Updating the fetch schedules")
-        if form.instance.is_intercom_connected:
-            self._call_after_save(
-                request, form.instance, "sync.outgoing.attributes", "data_attributes_sync", "Creating Intercom data attributes"
+        if form.instance.is_intercom_connected and _outgoing_mappings_changed(formsets):
+            data_attributes_create_later(form.instance)
+            self.message_user(
+                request,
+                "Creating the Intercom data attributes of the new outgoing fields in the background. "
+                "The dashboard shows the result under “Background work”.",
+                messages.INFO,
             )
 
     def _call_after_save(self, request: HttpRequest, connector: Connector, module: str, name: str, doing: str) -> None:
@@ -365,6 +381,7 @@ class ConnectorAdmin(admin.ModelAdmin):
         view = self.admin_site.admin_view
         return [
             path("<path:object_id>/dashboard/", view(self.dashboard_view), name="sync_connector_dashboard"),
+            path("<path:object_id>/dashboard/live/", view(self.dashboard_live_view), name="sync_connector_dashboard_live"),
             path("<path:object_id>/intercom/connect/", view(self.intercom_connect_view), name="sync_connector_intercom_connect"),
             path(
                 "<path:object_id>/intercom/disconnect/",
@@ -381,10 +398,17 @@ class ConnectorAdmin(admin.ModelAdmin):
         return connector
 
     def dashboard_view(self, request: HttpRequest, object_id: str) -> TemplateResponse:
+        return TemplateResponse(request, "admin/sync/connector/dashboard.html", self._dashboard_context(request, object_id))
+
+    def dashboard_live_view(self, request: HttpRequest, object_id: str) -> TemplateResponse:
+        """The dashboard's changing part alone, which its script swaps in every few seconds."""
+        return TemplateResponse(request, "admin/sync/connector/dashboard/live.html", self._dashboard_context(request, object_id))
+
+    def _dashboard_context(self, request: HttpRequest, object_id: str) -> dict[str, Any]:
         connector = self._connector_or_404(request, object_id)
         if not self.has_view_permission(request, connector):
             raise PermissionDenied
-        context = {
+        return {
             **self.admin_site.each_context(request),
             **dashboard_context(connector),
             "title": f"{connector} — dashboard",
@@ -393,7 +417,6 @@ class ConnectorAdmin(admin.ModelAdmin):
             "has_change_permission": self.has_change_permission(request, connector),
             "available_actions": {name for name in self.get_actions(request)},
         }
-        return TemplateResponse(request, "admin/sync/connector/dashboard.html", context)
 
     def intercom_connect_view(self, request: HttpRequest, object_id: str) -> HttpResponseRedirect:
         """Remember which connector is being connected, then start social-auth's Intercom flow."""

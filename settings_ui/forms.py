@@ -185,14 +185,26 @@ class ConnectorForm(forms.ModelForm):
 
         base = cleaned.get("intercom_api_base") or settings.INTERCOM_API_BASE
         try:
+            # One try with short timeouts (schema.ADMIN_TIMEOUT): the save never waits long on Intercom.
             me = IntercomClient(
-                token, workspace_key=cleaned.get("intercom_workspace_id") or "admin-check", base_url=base, max_retries=0
+                token,
+                workspace_key=cleaned.get("intercom_workspace_id") or "admin-check",
+                base_url=base,
+                max_retries=0,
+                timeout=schema.ADMIN_TIMEOUT,
             ).me()
         except IntercomUnauthorized:
-            self.add_error("intercom_access_token", "Intercom rejected this access token (401 Unauthorized).")
+            self.add_error(
+                "intercom_access_token",
+                "Intercom refused this access token. Copy it again from your Intercom app (Configure → Authentication).",
+            )
             return
         except Exception as error:  # Intercom unreachable: keep the token, say we could not check it
-            self.warnings.append(f"The access token was saved but could not be checked with Intercom: {error}")
+            logger.warning("admin.token_check.unavailable", extra={"error": type(error).__name__})
+            self.warnings.append(
+                "The access token was saved, but Intercom did not answer in time to check it. "
+                "Use “Check connector” in a few minutes to make sure it works."
+            )
             return
         app = me.get("app") or {}
         cleaned["intercom_workspace_id"] = app.get("id_code") or cleaned.get("intercom_workspace_id", "")

@@ -61,9 +61,9 @@ def test_the_dashboard_shows_status_webhook_url_and_queues(staff_client, connect
     HullNotification.objects.create(connector=connector, notification_id="h1", channel="user:update")
     WebhookDelivery.objects.create(connector=connector, notification_id="n1", topic="user.created", status=DeliveryStatus.FAILED)
     html = dashboard(staff_client, connector)
-    assert 'id="connector-status">warning<' in html
+    assert 'data-status="warning">Needs attention<' in html
     assert "https://connector.example.com/intercom/acme/webhooks" in html
-    assert "Hull notifications pending</th><td>1<" in html
+    assert 'Hull notifications waiting</th><td id="pending-notifications">1<' in html
     assert "Replay failed" in html
     if "orm" in settings.Q_CLUSTER:  # the Redis broker's depth is not counted (dashboard.queue_depth)
         assert 'id="queue-depth">0<' in html
@@ -94,7 +94,7 @@ def test_the_dashboard_counts_the_last_24_hours_per_entity_and_lists_latest_erro
     old = log_outcome(connector, direction="outgoing", entity="user", status="success", action="outgoing.user.success")
     SyncLog.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=2))
     html = dashboard(staff_client, connector)
-    assert "<td>User (outgoing)</td><td>1</td><td>1</td><td>0</td><td>1</td>" in html
+    assert "<td>User (Hull → Intercom)</td><td>1</td><td>1</td><td>0</td><td>1</td>" in html
     assert "Custom attribute &#x27;x&#x27; does not exist" in html
     assert "bad@x.io" in html
 

@@ -26,6 +26,7 @@ from social_django.models import Association, Nonce, UserSocialAuth
 
 from settings_ui import actions, spec_texts
 from settings_ui.background import data_attributes_create_later
+from settings_ui.history import history_record
 from settings_ui.dashboard import dashboard_context, webhook_url
 from settings_ui.forms import (
     ClaimFormSet,
@@ -432,6 +433,7 @@ class ConnectorAdmin(admin.ModelAdmin):
             raise PermissionDenied
         if request.method == "POST":
             intercom_disconnect(connector=connector)
+            history_record(request, connector, "Disconnected from Intercom (the stored access token was deleted).")
             self._call_after_save(request, connector, "sync.incoming.fetch", "connector_schedules_update", "Updating the fetch schedules")
             self.message_user(request, f"{connector} is disconnected from Intercom.", messages.SUCCESS)
             return redirect(reverse("admin:sync_connector_change", args=[connector.pk]))

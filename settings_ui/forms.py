@@ -154,6 +154,12 @@ class ConnectorForm(forms.ModelForm):
                     "Stored (encrypted). Leave blank to keep it, type a new value to replace it. " + self.fields[name].help_text
                 )
 
+    @property
+    def changed_data(self) -> list[str]:
+        """What the history records as changed: a secret left blank is kept, so it did not change."""
+        changed = super().changed_data
+        return [name for name in changed if not (name in SECRET_FIELDS and self.instance.pk and not self.data.get(self.add_prefix(name)))]
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         stored = Connector.objects.get(pk=self.instance.pk) if self.instance.pk else None

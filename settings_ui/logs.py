@@ -182,6 +182,7 @@ def replay_notifications(modeladmin: admin.ModelAdmin, request: HttpRequest, que
 
     count = hull_notifications_replay(notifications=queryset)
     modeladmin.message_user(request, f"{count} notification(s) queued again.", messages.SUCCESS)
+    _record_replays(request, queryset, "Hull notification")
 
 
 @admin.action(description="Replay (process again)", permissions=["replay"])
@@ -190,6 +191,19 @@ def replay_deliveries(modeladmin: admin.ModelAdmin, request: HttpRequest, querys
 
     count = webhook_deliveries_replay(deliveries=queryset)
     modeladmin.message_user(request, f"{count} webhook deliver{'y' if count == 1 else 'ies'} queued again.", messages.SUCCESS)
+    _record_replays(request, queryset, "Intercom webhook")
+
+
+def _record_replays(request: HttpRequest, queryset: QuerySet, what: str) -> None:
+    """The replay goes in each affected connector's history, with the ids replayed."""
+    from settings_ui.history import history_record
+
+    per_connector: dict[int, list[str]] = {}
+    for connector_id, notification_id in queryset.values_list("connector_id", "notification_id"):
+        per_connector.setdefault(connector_id, []).append(notification_id)
+    for connector in Connector.objects.filter(pk__in=per_connector):
+        ids = per_connector[connector.pk]
+        history_record(request, connector, f"Replayed {len(ids)} {what}(s) from the list: {', '.join(ids[:10])}{' …' if len(ids) > 10 else ''}.")
 
 
 @admin.register(HullNotification)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from django import forms
@@ -16,6 +17,8 @@ logger = logging.getLogger(__name__)
 
 SECRET_FIELDS = ("hull_secret", "intercom_access_token", "intercom_client_secret")
 ALL_SEGMENTS = "ALL"
+# An Intercom webhook topic (contact.user.created) or a pattern with * for any part (conversation.*).
+TOPIC_PATTERN = re.compile(r"(\*|[a-z_]+)(\.(\*|[a-z_]+))*")
 
 # Identity strategies Hull's manifest allows per entity (reference/hull-intercom-behaviour.md §2.1,
 # with DECISIONS.md's domain <-> website for companies).
@@ -145,6 +148,9 @@ class ConnectorForm(forms.ModelForm):
         self.fields["incoming_events"].choices = topic_choices()
         offered = {value for value, _ in self.fields["incoming_events"].choices}
         self.initial["incoming_event_patterns"] = [t for t in self.instance.incoming_events or [] if t not in offered]
+        for name in ("fetch_users_interval", "fetch_leads_interval", "fetch_companies_interval"):
+            if name in self.fields:
+                self.fields[name].widget.attrs["min"] = 1
         for name, text in spec_texts.HELP.items():
             if name in self.fields:
                 self.fields[name].help_text = text
@@ -159,6 +165,33 @@ class ConnectorForm(forms.ModelForm):
         """What the history records as changed: a secret left blank is kept, so it did not change."""
         changed = super().changed_data
         return [name for name in changed if not (name in SECRET_FIELDS and self.instance.pk and not self.data.get(self.add_prefix(name)))]
+
+    def clean_incoming_event_patterns(self) -> list[str]:
+        """Each line is an Intercom topic (contact.user.created) or a wildcard pattern (conversation.*)."""
+        patterns = self.cleaned_data.get("incoming_event_patterns") or []
+        wrong = [p for p in patterns if not TOPIC_PATTERN.fullmatch(p)]
+        if wrong:
+            raise ValidationError(
+                "Not an Intercom topic: %(wrong)s. A topic is lower-case words joined by dots, such as "
+                "contact.user.created; a * stands for any part, such as conversation.*.",
+                params={"wrong": ", ".join(f"“{p}”" for p in wrong)},
+            )
+        return patterns
+
+    def _clean_interval(self, name: str) -> int | None:
+        value = self.cleaned_data.get(name)
+        if value is not None and value < 1:
+            raise ValidationError("Enter a number of minutes, 1 or more. To stop fetching, untick the box next to it instead.")
+        return value
+
+    def clean_fetch_users_interval(self) -> int | None:
+        return self._clean_interval("fetch_users_interval")
+
+    def clean_fetch_leads_interval(self) -> int | None:
+        return self._clean_interval("fetch_leads_interval")
+
+    def clean_fetch_companies_interval(self) -> int | None:
+        return self._clean_interval("fetch_companies_interval")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -255,8 +288,13 @@ class FieldMappingForm(forms.ModelForm):
                 self.add_error("intercom_attribute", reason)
         hull = (cleaned.get("hull_attribute") or "").strip()
         if hull.startswith("traits_"):
-            # Hull's UI prefixes attributes with traits_; the connector strips it, so store the bare name.
-            cleaned["hull_attribute"] = hull[len("traits_"):]
+            # Hull's UI shows attributes as traits_<name>; the connector reads the bare name. Saying so
+            # at the field beats rewriting what staff typed behind their back.
+            self.add_error(
+                "hull_attribute",
+                f"Write the Hull attribute without “traits_”: “{hull[len('traits_'):]}”. Hull's own screens add that prefix; "
+                "the connector reads the bare name.",
+            )
         return cleaned
 
 

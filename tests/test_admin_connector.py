@@ -138,7 +138,7 @@ def test_an_outgoing_mapping_to_a_read_only_intercom_field_is_refused(staff_clie
 def test_an_outgoing_mapping_is_saved_with_its_entity_and_direction(staff_client, connector, offline_intercom):
     data = form_data(staff_client, connector)
     prefix = formset_prefix(staff_client, connector, "Lead outgoing fields")
-    add_row(data, prefix, entity="lead", direction="outgoing", hull_attribute="traits_job_title", intercom_attribute="job_title", overwrite=True)
+    add_row(data, prefix, entity="lead", direction="outgoing", hull_attribute="job_title", intercom_attribute="job_title", overwrite=True)
     assert save(staff_client, connector, data).status_code == 302
     mapping = FieldMapping.objects.get(connector=connector, direction=Direction.OUTGOING)
     assert (mapping.entity, mapping.hull_attribute, mapping.intercom_attribute) == (Entity.LEAD, "job_title", "job_title")

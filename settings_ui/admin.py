@@ -24,7 +24,7 @@ from django.utils.html import format_html, format_html_join
 
 from social_django.models import Association, Nonce, UserSocialAuth
 
-from settings_ui import actions, spec_texts
+from settings_ui import actions, layout, spec_texts
 from settings_ui.background import data_attributes_create_later
 from settings_ui.history import history_record
 from settings_ui.dashboard import dashboard_context, webhook_url
@@ -105,7 +105,7 @@ class FieldMappingInline(SectionInline):
 
 class LeadIncomingInline(FieldMappingInline):
     classes = ("collapse",)
-    entity, direction, section = Entity.LEAD, Direction.INCOMING, "Leads"
+    entity, direction, section = Entity.LEAD, Direction.INCOMING, "Incoming fields"
     verbose_name_plural = "Lead incoming fields (Intercom lead attribute → Hull user attribute)"
 
 
@@ -116,7 +116,7 @@ class LeadOutgoingInline(FieldMappingInline):
 
 class UserIncomingInline(FieldMappingInline):
     classes = ("collapse",)
-    entity, direction, section = Entity.USER, Direction.INCOMING, "Users"
+    entity, direction, section = Entity.USER, Direction.INCOMING, "Incoming fields"
     verbose_name_plural = "User incoming fields (Intercom user attribute → Hull user attribute)"
 
 
@@ -127,34 +127,13 @@ class UserOutgoingInline(FieldMappingInline):
 
 class CompanyIncomingInline(FieldMappingInline):
     classes = ("collapse",)
-    entity, direction, section = Entity.COMPANY, Direction.INCOMING, "Companies"
+    entity, direction, section = Entity.COMPANY, Direction.INCOMING, "Incoming fields"
     verbose_name_plural = "Company incoming fields (Intercom company attribute → Hull account attribute)"
 
 
 class CompanyOutgoingInline(FieldMappingInline):
     entity, direction, section = Entity.COMPANY, Direction.OUTGOING, "Companies"
     verbose_name_plural = "Company outgoing fields (Hull account attribute → Intercom company attribute)"
-
-
-GETTING_STARTED = (
-    "Getting started",
-    {
-        "description": spec_texts.GETTING_STARTED,
-        "fields": (
-            ("name", "slug"),
-            "is_active",
-            "hull_organization",
-            ("hull_id", "hull_secret"),
-            "hull_firehose_url",
-            "intercom_connection",
-            "intercom_access_token",
-            "intercom_client_secret",
-            "intercom_api_base",
-            "webhook_url",
-            "website_snippet",
-        ),
-    },
-)
 
 
 def _without_secrets(fields: tuple) -> tuple:
@@ -195,63 +174,30 @@ class ConnectorAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = actions.CONNECTOR_ACTIONS
     inlines = [
-        LeadIdentityInline,
-        LeadIncomingInline,
-        LeadOutgoingInline,
         UserIdentityInline,
-        UserIncomingInline,
         UserOutgoingInline,
+        LeadIdentityInline,
+        LeadOutgoingInline,
         CompanyIdentityInline,
-        CompanyIncomingInline,
         CompanyOutgoingInline,
+        UserIncomingInline,
+        LeadIncomingInline,
+        CompanyIncomingInline,
     ]
-    fieldsets = [
-        GETTING_STARTED,
-        ("Leads", {"description": spec_texts.LEADS, "fields": ("synchronized_lead_segments", "tag_leads", "convert_leads")}),
-        ("Users", {"description": spec_texts.USERS, "fields": ("synchronized_user_segments", "tag_users", "send_batch_as")}),
-        ("Companies", {"description": spec_texts.COMPANIES, "fields": ("synchronized_account_segments", "tag_companies")}),
-        (
-            "Events",
-            {
-                "description": spec_texts.EVENTS,
-                "fields": ("send_events", "outgoing_events", "receive_events", "incoming_events", "incoming_event_patterns"),
-            },
-        ),
-        (
-            "Fetching",
-            {
-                "description": spec_texts.FETCHING,
-                "fields": (
-                    ("fetch_users", "fetch_users_interval"),
-                    ("fetch_leads", "fetch_leads_interval"),
-                    ("fetch_companies", "fetch_companies_interval"),
-                    "fetch_buttons",
-                ),
-            },
-        ),
-        (
-            "Advanced",
-            {
-                "description": spec_texts.ADVANCED,
-                "classes": ("collapse",),
-                "fields": (
-                    "legacy_attribute_mode",
-                    ("ignore_deleted_users", "mark_deleted_users"),
-                    ("ignore_deleted_accounts", "mark_deleted_accounts"),
-                    ("link_users_in_hull", "link_users_in_service"),
-                ),
-            },
-        ),
-    ]
+    fieldsets = layout.fieldsets()  # tabs, sections and their fields: settings_ui/layout.py
 
     # A new connector gets its default claims and mappings on save; its add page asks only for
     # the basics, and the full page (with the tables) opens right after.
     def get_fieldsets(self, request: HttpRequest, obj: Connector | None = None) -> list:
-        fieldsets = self.fieldsets if obj is not None else [GETTING_STARTED]
+        fieldsets = self.fieldsets if obj is not None else layout.add_page_fieldsets()
         if obj is not None and not self.has_change_permission(request, obj):
             # View-only staff get read-only fields rendered as text: the write-only secrets must go.
             fieldsets = [(name, {**opts, "fields": _without_secrets(opts["fields"])}) for name, opts in fieldsets]
         return fieldsets
+
+    def render_change_form(self, request: HttpRequest, context: dict, add: bool = False, change: bool = False, form_url: str = "", obj: Connector | None = None) -> HttpResponse:
+        context["connector_tabs"] = [] if add else layout.TABS
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_inlines(self, request: HttpRequest, obj: Connector | None) -> list:
         return self.inlines if obj is not None else []
@@ -304,7 +250,7 @@ class ConnectorAdmin(admin.ModelAdmin):
         from sync.services.snippet import snippet_tag
 
         return format_html(
-            '<input type="text" id="website-snippet" class="vLargeTextField" readonly size="90" value="{}" '
+            '<input type="text" id="website-snippet" readonly value="{}" '
             'onfocus="this.select()"> <button type="button" class="button copy-snippet" data-copy-target="website-snippet">'
             "Copy</button><div class='help'>{}</div>",
             snippet_tag(obj),

@@ -14,7 +14,7 @@ from tests.admin_helpers import Recorder, add_row, fake_module, form_data, forms
 
 pytestmark = pytest.mark.django_db
 
-SECTIONS = ["Getting started", "Leads", "Users", "Companies", "Events", "Fetching", "Advanced"]
+SECTIONS = ["Getting started", "Users", "Leads", "Companies", "Hull events", "Incoming fields", "Fetching", "Intercom webhooks", "Advanced"]
 
 
 @pytest.fixture(autouse=True)
@@ -51,10 +51,26 @@ def test_sections_follow_the_settings_reference_in_order(staff_client, connector
 
 def test_identity_and_mapping_tables_sit_inside_their_section(staff_client, connector, offline_intercom):
     html = change_page(staff_client, connector)
-    leads, users, companies, events = (html.index(f">{t}</h2>") for t in ("Leads", "Users", "Companies", "Events"))
-    assert leads < html.index("Lead identity") < html.index("Lead incoming fields") < html.index("Lead outgoing fields") < users
-    assert users < html.index("User identity") < html.index("User outgoing fields") < companies
+    users, leads, companies, events, incoming, fetching = (
+        html.index(f">{t}</h2>") for t in ("Users", "Leads", "Companies", "Hull events", "Incoming fields", "Fetching")
+    )
+    assert users < html.index("User identity") < html.index("User outgoing fields") < leads
+    assert leads < html.index("Lead identity") < html.index("Lead outgoing fields") < companies
     assert companies < html.index("Company identity") < html.index("Company outgoing fields") < events
+    assert incoming < html.index("User incoming fields") < html.index("Lead incoming fields") < html.index("Company incoming fields") < fetching
+
+
+def test_the_page_is_in_tabs_each_holding_its_sections(staff_client, connector, offline_intercom):
+    from settings_ui.layout import TABS
+
+    html = change_page(staff_client, connector)
+    assert [t.label for t in TABS] == ["Connection", "Outgoing (Hull → Intercom)", "Incoming (Intercom → Hull)", "Webhooks", "Advanced"]
+    bounds = [html.index(f'data-tab-panel="{tab.id}"') for tab in TABS] + [len(html)]
+    for n, tab in enumerate(TABS):
+        panel = html[bounds[n] : bounds[n + 1]]
+        for section in tab.sections:
+            assert f">{section}</h2>" in panel, (tab.id, section)
+    assert 'id="nav-sidebar"' not in html  # the internal tables' menu (identity links, cursors, tasks) stays off this page
 
 
 def test_help_texts_come_from_the_spec(staff_client, connector, offline_intercom):

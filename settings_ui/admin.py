@@ -156,6 +156,9 @@ def _outgoing_mappings_changed(formsets: Any) -> bool:
     return False
 
 
+# There is no public site besides the admin: no "View site" link to a 404.
+admin.site.site_url = None
+
 # Intercom is connected through social-auth without creating logins, so its tables stay empty: hide them.
 for _model in (Association, Nonce, UserSocialAuth):
     if admin.site.is_registered(_model):
@@ -394,6 +397,8 @@ class ConnectorAdmin(admin.ModelAdmin):
             "queryset": [connector],
             "opts": self.model._meta,
             "action_name": "",
+            "destructive": True,
+            "confirm_label": "Disconnect",
         }
         return TemplateResponse(request, "admin/sync/connector/action_confirmation.html", context)
 

@@ -260,8 +260,9 @@ def check_connector(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset
         queryset,
         title="Check connector",
         explanation=(
-            "Checks the Hull credentials (GET /api/v1/app), Intercom access (GET /me), the webhook URL, the Intercom "
-            "rate budget and the queue, as `manage.py check_connector` does. Nothing is changed."
+            "Checks that Hull accepts the connector's credentials, that Intercom accepts its access token, that "
+            "the webhook address can be reached, how much of Intercom's rate limit is left, and that the worker "
+            "keeps up with the queue. Nothing is changed."
         ),
         run=_check_connector,
     )

@@ -278,8 +278,15 @@ class ConnectorAdmin(admin.ModelAdmin):
     def status_badge(self, obj: Connector) -> str:
         from sync.services.status import connector_status
 
+        from settings_ui.dashboard import STATUS_WORDS
+
         status = connector_status(connector=obj)
-        return format_html('<span class="connector-status status-{}" title="{}">{}</span>', status.status, "\n".join(status.messages), status.status)
+        return format_html(
+            '<span class="connector-status status-{}" title="{}">{}</span>',
+            status.status,
+            "\n".join(status.messages),
+            STATUS_WORDS.get(status.status, status.status),
+        )
 
     @admin.display(description="Dashboard")
     def dashboard_link(self, obj: Connector) -> str:

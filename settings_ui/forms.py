@@ -94,7 +94,7 @@ def topic_choices() -> list[tuple[str, str]]:
     choices = [
         (topic, f"{topic}: {info.description} → {info.action}") for topic, info in spec_texts.INCOMING_TOPICS.items()
     ]
-    choices += [(topic, f"{topic}: also handled by this connector (not in the spec's table)") for topic in extra_supported_topics()]
+    choices += [(topic, f"{topic}: also handled by this connector") for topic in extra_supported_topics()]
     return choices
 
 
@@ -126,8 +126,13 @@ class ConnectorForm(forms.ModelForm):
         model = Connector
         fields = "__all__"
         widgets = {name: forms.PasswordInput(render_value=False) for name in SECRET_FIELDS}
-        labels = {"intercom_access_token": "Intercom access token (private app)"}
+        labels = {"intercom_access_token": "Intercom access token (private app)", "intercom_api_base": "Intercom API address"}
         help_texts = {
+            "intercom_client_secret": (
+                "The client secret of your Intercom app, used to check that webhooks really come from Intercom. "
+                "Leave blank to use the app secret set on the server."
+            ),
+            "intercom_api_base": "Leave blank for Intercom itself (https://api.intercom.io). The demo points it at the sandbox.",
             "intercom_access_token": (
                 "Instead of connecting with OAuth you can paste the access token of a private Intercom app "
                 "(Developer Hub → your app → Configure → Authentication)."
@@ -301,6 +306,10 @@ class FieldMappingForm(forms.ModelForm):
 class MappingFormSet(forms.BaseInlineFormSet):
     """Refuses deleting identity mappings, and two rows writing the same target attribute."""
 
+    def get_unique_error_message(self, unique_check: Any) -> str:
+        # Django's own text names the model fields ("duplicate data for entity, hull_attribute ...").
+        return "Two rows map the same Hull attribute to the same Intercom field: remove one of them."
+
     def clean(self) -> None:
         super().clean()
         targets: dict[str, str] = {}
@@ -349,6 +358,9 @@ class IdentityClaimForm(forms.ModelForm):
 
 class ClaimFormSet(forms.BaseInlineFormSet):
     """An entity without any identity claim could never be matched, so at least one row must stay."""
+
+    def get_unique_error_message(self, unique_check: Any) -> str:
+        return "Two identity rows are the same: remove one of them."
 
     def clean(self) -> None:
         super().clean()

@@ -57,3 +57,18 @@ def test_a_traits_prefixed_hull_attribute_is_explained_not_rewritten(staff_clien
     assert response.status_code == 200
     assert "Write the Hull attribute without “traits_”: “phone”" in response.content.decode()
     assert not FieldMapping.objects.filter(connector=connector, direction="outgoing", hull_attribute__in=["phone", "traits_phone"]).exists()
+
+
+def test_two_identical_mapping_rows_are_explained_in_words(staff_client, connector, intercom_sandbox):
+    from tests.words_checker import raw_codes
+
+    data = form_data(staff_client, connector)
+    prefix = formset_prefix(staff_client, connector, "User outgoing")
+    for _ in range(2):
+        add_row(data, prefix, entity="user", direction="outgoing", hull_attribute="plan", intercom_attribute="plan")
+    response = post(staff_client, connector, data)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "duplicate data for" not in html
+    assert "Two rows" in html
+    assert not raw_codes(html)

@@ -26,6 +26,20 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def load_local_env(path: Path) -> None:
+    """The demo's settings file, written by `make run` (scripts/run.sh), so a `manage.py` command typed in
+    another terminal talks to the same database with the same settings. The environment wins over
+    the file; a deployment has no such file and sets its environment instead."""
+    if not path.is_file():
+        return
+    for line in path.read_text().splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name and not name.startswith("#"):
+            os.environ.setdefault(name.strip(), value.strip())
+
+
+load_local_env(Path(os.environ.get("CONNECTOR_ENV_FILE") or BASE_DIR / "var" / "local.env"))
+
 DEBUG = env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:

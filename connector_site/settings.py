@@ -26,6 +26,20 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def load_local_env(path: Path) -> None:
+    """The demo's settings file, written by `make run` (scripts/run.sh), so a `manage.py` command typed in
+    another terminal talks to the same database with the same settings. The environment wins over
+    the file; a deployment has no such file and sets its environment instead."""
+    if not path.is_file():
+        return
+    for line in path.read_text().splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name and not name.startswith("#"):
+            os.environ.setdefault(name.strip(), value.strip())
+
+
+load_local_env(Path(os.environ.get("CONNECTOR_ENV_FILE") or BASE_DIR / "var" / "local.env"))
+
 DEBUG = env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
@@ -252,13 +266,31 @@ if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     X_FRAME_OPTIONS = "DENY"
 
+# One line per event: every logger writes through the one console handler. Django's own default
+# config gives "django" a second (plain) console handler in debug and lets it propagate to root too,
+# which printed each of its lines twice; "django" and "django.server" are routed here instead.
+# LOG_FORMAT=json (default) for log pipelines, LOG_FORMAT=plain for reading in a terminal.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "json").strip().lower()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "sync.logging.JsonFormatter"}},
+    "formatters": {
+        "json": {"()": "sync.logging.JsonFormatter"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
     # The filter masks query strings and credentials in every record, Django's own included.
     "filters": {"redact": {"()": "sync.logging.RedactingFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["redact"]}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain" if LOG_FORMAT == "plain" else "json",
+            "filters": ["redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }

@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
+from settings_ui.history import history_record
 from sync.models import Connector, HullSegment, SyncCursor
 
 logger = logging.getLogger(__name__)
@@ -77,9 +78,13 @@ def confirm_then_run(
         except Exception as error:  # the service's failure is reported, never a 500 page
             logger.exception("admin.action.failed", extra={"connector": connector.pk, "title": title})
             modeladmin.message_user(request, f"{connector}: {title} failed: {error}", messages.ERROR)
+            history_record(request, connector, f"{title}: failed ({type(error).__name__}).")
         else:
-            for level, text in [(messages.SUCCESS, outcome)] if isinstance(outcome, str) else outcome:
+            report = [(messages.SUCCESS, outcome)] if isinstance(outcome, str) else outcome
+            for level, text in report:
                 modeladmin.message_user(request, f"{connector}: {text}", level)
+            # The connector's history records the action and its outcome (the last line sums it up).
+            history_record(request, connector, f"{title}: {report[-1][1]}" if report else title)
     return None
 
 
@@ -122,8 +127,15 @@ fetch_all_companies = _make_fetch_action("companies", "companies")
 def _cancel_fetches(connector: Connector) -> str:
     from sync.services.ops import fetch_all_cancel  # twin: manage.py cancel_fetch_all
 
+    unfinished = (SyncCursor.Status.RUNNING, SyncCursor.Status.HALTED)
+    running = set(
+        SyncCursor.objects.filter(connector=connector, kind=SyncCursor.Kind.FETCH_ALL, status__in=unfinished).values_list("stream", flat=True)
+    )
     fetch_all_cancel(connector=connector)
-    return "running fetch-all runs will stop after their current page."
+    if not running:
+        return "no fetch-all was running, so there was nothing to cancel."
+    names = " and ".join(label.lower() for value, label in SyncCursor.Stream.choices if value in running)
+    return f"fetch all {names} will stop after the page in progress."
 
 
 @admin.action(description="Cancel running fetch-all", permissions=["change"])
@@ -245,8 +257,9 @@ def check_connector(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset
         queryset,
         title="Check connector",
         explanation=(
-            "Checks the Hull credentials (GET /api/v1/app), Intercom access (GET /me), the webhook URL, the Intercom "
-            "rate budget and the queue, as `manage.py check_connector` does. Nothing is changed."
+            "Checks that Hull accepts the connector's credentials, that Intercom accepts its access token, that "
+            "the webhook address can be reached, how much of Intercom's rate limit is left, and that the worker "
+            "keeps up with the queue. Nothing is changed."
         ),
         run=_check_connector,
     )

@@ -24,7 +24,9 @@ from django.utils.html import format_html, format_html_join
 
 from social_django.models import Association, Nonce, UserSocialAuth
 
-from settings_ui import actions, spec_texts
+from settings_ui import actions, layout, spec_texts
+from settings_ui.background import data_attributes_create_later
+from settings_ui.history import history_record
 from settings_ui.dashboard import dashboard_context, webhook_url
 from settings_ui.forms import (
     ClaimFormSet,
@@ -103,7 +105,7 @@ class FieldMappingInline(SectionInline):
 
 class LeadIncomingInline(FieldMappingInline):
     classes = ("collapse",)
-    entity, direction, section = Entity.LEAD, Direction.INCOMING, "Leads"
+    entity, direction, section = Entity.LEAD, Direction.INCOMING, "Incoming fields"
     verbose_name_plural = "Lead incoming fields (Intercom lead attribute → Hull user attribute)"
 
 
@@ -114,7 +116,7 @@ class LeadOutgoingInline(FieldMappingInline):
 
 class UserIncomingInline(FieldMappingInline):
     classes = ("collapse",)
-    entity, direction, section = Entity.USER, Direction.INCOMING, "Users"
+    entity, direction, section = Entity.USER, Direction.INCOMING, "Incoming fields"
     verbose_name_plural = "User incoming fields (Intercom user attribute → Hull user attribute)"
 
 
@@ -125,33 +127,13 @@ class UserOutgoingInline(FieldMappingInline):
 
 class CompanyIncomingInline(FieldMappingInline):
     classes = ("collapse",)
-    entity, direction, section = Entity.COMPANY, Direction.INCOMING, "Companies"
+    entity, direction, section = Entity.COMPANY, Direction.INCOMING, "Incoming fields"
     verbose_name_plural = "Company incoming fields (Intercom company attribute → Hull account attribute)"
 
 
 class CompanyOutgoingInline(FieldMappingInline):
     entity, direction, section = Entity.COMPANY, Direction.OUTGOING, "Companies"
     verbose_name_plural = "Company outgoing fields (Hull account attribute → Intercom company attribute)"
-
-
-GETTING_STARTED = (
-    "Getting started",
-    {
-        "description": spec_texts.GETTING_STARTED,
-        "fields": (
-            ("name", "slug"),
-            "is_active",
-            "hull_organization",
-            ("hull_id", "hull_secret"),
-            "intercom_region",
-            "intercom_connection",
-            "intercom_access_token",
-            "intercom_client_secret",
-            "webhook_url",
-            "website_snippet",
-        ),
-    },
-)
 
 
 def _without_secrets(fields: tuple) -> tuple:
@@ -165,6 +147,17 @@ def _without_secrets(fields: tuple) -> tuple:
             kept.append(field)
     return tuple(kept)
 
+
+def _outgoing_mappings_changed(formsets: Any) -> bool:
+    """Whether the save added or edited an outgoing mapping (only then can an attribute be missing)."""
+    for formset in formsets:
+        if getattr(formset.form, "DIRECTION", None) == Direction.OUTGOING and formset.has_changed():
+            return True
+    return False
+
+
+# There is no public site besides the admin: no "View site" link to a 404.
+admin.site.site_url = None
 
 # Intercom is connected through social-auth without creating logins, so its tables stay empty: hide them.
 for _model in (Association, Nonce, UserSocialAuth):
@@ -184,63 +177,30 @@ class ConnectorAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = actions.CONNECTOR_ACTIONS
     inlines = [
-        LeadIdentityInline,
-        LeadIncomingInline,
-        LeadOutgoingInline,
         UserIdentityInline,
-        UserIncomingInline,
         UserOutgoingInline,
+        LeadIdentityInline,
+        LeadOutgoingInline,
         CompanyIdentityInline,
-        CompanyIncomingInline,
         CompanyOutgoingInline,
+        UserIncomingInline,
+        LeadIncomingInline,
+        CompanyIncomingInline,
     ]
-    fieldsets = [
-        GETTING_STARTED,
-        ("Leads", {"description": spec_texts.LEADS, "fields": ("synchronized_lead_segments", "tag_leads", "convert_leads")}),
-        ("Users", {"description": spec_texts.USERS, "fields": ("synchronized_user_segments", "tag_users", "send_batch_as")}),
-        ("Companies", {"description": spec_texts.COMPANIES, "fields": ("synchronized_account_segments", "tag_companies")}),
-        (
-            "Events",
-            {
-                "description": spec_texts.EVENTS,
-                "fields": ("send_events", "outgoing_events", "receive_events", "incoming_events", "incoming_event_patterns"),
-            },
-        ),
-        (
-            "Fetching",
-            {
-                "description": spec_texts.FETCHING,
-                "fields": (
-                    ("fetch_users", "fetch_users_interval"),
-                    ("fetch_leads", "fetch_leads_interval"),
-                    ("fetch_companies", "fetch_companies_interval"),
-                    "fetch_buttons",
-                ),
-            },
-        ),
-        (
-            "Advanced",
-            {
-                "description": spec_texts.ADVANCED,
-                "classes": ("collapse",),
-                "fields": (
-                    "legacy_attribute_mode",
-                    ("ignore_deleted_users", "mark_deleted_users"),
-                    ("ignore_deleted_accounts", "mark_deleted_accounts"),
-                    ("link_users_in_hull", "link_users_in_service"),
-                ),
-            },
-        ),
-    ]
+    fieldsets = layout.fieldsets()  # tabs, sections and their fields: settings_ui/layout.py
 
     # A new connector gets its default claims and mappings on save; its add page asks only for
     # the basics, and the full page (with the tables) opens right after.
     def get_fieldsets(self, request: HttpRequest, obj: Connector | None = None) -> list:
-        fieldsets = self.fieldsets if obj is not None else [GETTING_STARTED]
+        fieldsets = self.fieldsets if obj is not None else layout.add_page_fieldsets()
         if obj is not None and not self.has_change_permission(request, obj):
             # View-only staff get read-only fields rendered as text: the write-only secrets must go.
             fieldsets = [(name, {**opts, "fields": _without_secrets(opts["fields"])}) for name, opts in fieldsets]
         return fieldsets
+
+    def render_change_form(self, request: HttpRequest, context: dict, add: bool = False, change: bool = False, form_url: str = "", obj: Connector | None = None) -> HttpResponse:
+        context["connector_tabs"] = [] if add else layout.TABS
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_inlines(self, request: HttpRequest, obj: Connector | None) -> list:
         return self.inlines if obj is not None else []
@@ -293,7 +253,7 @@ class ConnectorAdmin(admin.ModelAdmin):
         from sync.services.snippet import snippet_tag
 
         return format_html(
-            '<input type="text" id="website-snippet" class="vLargeTextField" readonly size="90" value="{}" '
+            '<input type="text" id="website-snippet" readonly value="{}" '
             'onfocus="this.select()"> <button type="button" class="button copy-snippet" data-copy-target="website-snippet">'
             "Copy</button><div class='help'>{}</div>",
             snippet_tag(obj),
@@ -318,8 +278,15 @@ class ConnectorAdmin(admin.ModelAdmin):
     def status_badge(self, obj: Connector) -> str:
         from sync.services.status import connector_status
 
+        from settings_ui.dashboard import STATUS_WORDS
+
         status = connector_status(connector=obj)
-        return format_html('<span class="connector-status status-{}" title="{}">{}</span>', status.status, "\n".join(status.messages), status.status)
+        return format_html(
+            '<span class="connector-status status-{}" title="{}">{}</span>',
+            status.status,
+            "\n".join(status.messages),
+            STATUS_WORDS.get(status.status, status.status),
+        )
 
     @admin.display(description="Dashboard")
     def dashboard_link(self, obj: Connector) -> str:
@@ -346,10 +313,17 @@ class ConnectorAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         # After the mappings are saved: schedules follow the fetch settings, and outgoing custom
         # attributes that do not exist in Intercom yet are created (spec: "Hull will create that field").
+        # Schedules are rows in our own database: updated in the save. Creating Intercom attributes
+        # talks to Intercom, so it runs in the worker after commit; the page says so and the
+        # dashboard shows how it went (settings_ui/background.py).
         self._call_after_save(request, form.instance, "sync.incoming.fetch", "connector_schedules_update", "Updating the fetch schedules")
-        if form.instance.is_intercom_connected:
-            self._call_after_save(
-                request, form.instance, "sync.outgoing.attributes", "data_attributes_sync", "Creating Intercom data attributes"
+        if form.instance.is_intercom_connected and _outgoing_mappings_changed(formsets):
+            data_attributes_create_later(form.instance)
+            self.message_user(
+                request,
+                "Creating the Intercom data attributes of the new outgoing fields in the background. "
+                "The dashboard shows the result under “Background work”.",
+                messages.INFO,
             )
 
     def _call_after_save(self, request: HttpRequest, connector: Connector, module: str, name: str, doing: str) -> None:
@@ -372,6 +346,7 @@ class ConnectorAdmin(admin.ModelAdmin):
         view = self.admin_site.admin_view
         return [
             path("<path:object_id>/dashboard/", view(self.dashboard_view), name="sync_connector_dashboard"),
+            path("<path:object_id>/dashboard/live/", view(self.dashboard_live_view), name="sync_connector_dashboard_live"),
             path("<path:object_id>/intercom/connect/", view(self.intercom_connect_view), name="sync_connector_intercom_connect"),
             path(
                 "<path:object_id>/intercom/disconnect/",
@@ -388,10 +363,17 @@ class ConnectorAdmin(admin.ModelAdmin):
         return connector
 
     def dashboard_view(self, request: HttpRequest, object_id: str) -> TemplateResponse:
+        return TemplateResponse(request, "admin/sync/connector/dashboard.html", self._dashboard_context(request, object_id))
+
+    def dashboard_live_view(self, request: HttpRequest, object_id: str) -> TemplateResponse:
+        """The dashboard's changing part alone, which its script swaps in every few seconds."""
+        return TemplateResponse(request, "admin/sync/connector/dashboard/live.html", self._dashboard_context(request, object_id))
+
+    def _dashboard_context(self, request: HttpRequest, object_id: str) -> dict[str, Any]:
         connector = self._connector_or_404(request, object_id)
         if not self.has_view_permission(request, connector):
             raise PermissionDenied
-        context = {
+        return {
             **self.admin_site.each_context(request),
             **dashboard_context(connector),
             "title": f"{connector} — dashboard",
@@ -400,7 +382,6 @@ class ConnectorAdmin(admin.ModelAdmin):
             "has_change_permission": self.has_change_permission(request, connector),
             "available_actions": {name for name in self.get_actions(request)},
         }
-        return TemplateResponse(request, "admin/sync/connector/dashboard.html", context)
 
     def intercom_connect_view(self, request: HttpRequest, object_id: str) -> HttpResponseRedirect:
         """Remember which connector is being connected, then start social-auth's Intercom flow."""
@@ -416,6 +397,7 @@ class ConnectorAdmin(admin.ModelAdmin):
             raise PermissionDenied
         if request.method == "POST":
             intercom_disconnect(connector=connector)
+            history_record(request, connector, "Disconnected from Intercom (the stored access token was deleted).")
             self._call_after_save(request, connector, "sync.incoming.fetch", "connector_schedules_update", "Updating the fetch schedules")
             self.message_user(request, f"{connector} is disconnected from Intercom.", messages.SUCCESS)
             return redirect(reverse("admin:sync_connector_change", args=[connector.pk]))
@@ -430,6 +412,8 @@ class ConnectorAdmin(admin.ModelAdmin):
             "queryset": [connector],
             "opts": self.model._meta,
             "action_name": "",
+            "destructive": True,
+            "confirm_label": "Disconnect",
         }
         return TemplateResponse(request, "admin/sync/connector/action_confirmation.html", context)
 

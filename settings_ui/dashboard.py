@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import CharField, Count, Value
+from django.db.models.functions import Cast, Coalesce, NullIf
 from django.urls import reverse
 from django.utils import timezone
 
-from sync.models import Connector, DeliveryStatus, HullNotification, RateBudget, SyncCursor, SyncLog, WebhookDelivery
+from sync.models import Connector, Direction, DeliveryStatus, HullNotification, RateBudget, SyncCursor, SyncLog, WebhookDelivery
 from sync.services.status import ConnectorStatus, connector_status
 
 LATEST_ERRORS = 20
@@ -47,22 +48,58 @@ def queue_depth() -> int | None:
 
 
 def counts_last_day(connector: Connector) -> list[EntityCounts]:
+    """People and companies (not log rows) per outcome: someone synced 40 times counts once.
+
+    An entity is known by its Intercom id, else its Hull id, else its email; a row with none of
+    them counts alone.
+    """
     since = timezone.now() - timedelta(hours=24)
+    who = Coalesce(
+        NullIf("intercom_id", Value("")), NullIf("hull_id", Value("")), NullIf("email", Value("")), Cast("id", CharField())
+    )
     rows = (
         SyncLog.objects.filter(connector=connector, created_at__gte=since)
         .values("entity", "direction", "status")
-        .annotate(n=Count("id"))
+        .annotate(n=Count(who, distinct=True))
     )
     table: dict[tuple[str, str], EntityCounts] = {}
     for row in rows:
         key = (row["entity"], row["direction"])
-        label = f"{SyncLog.EntityType(row['entity']).label} ({'incoming' if row['direction'] == 'incoming' else 'outgoing'})"
+        label = f"{SyncLog.EntityType(row['entity']).label} ({Direction(row['direction']).label})"
         counts = table.setdefault(key, EntityCounts(entity=label))
         setattr(counts, row["status"], getattr(counts, row["status"], 0) + row["n"])
     return [table[key] for key in sorted(table)]
 
 
+STATUS_WORDS = {
+    "ok": "Working",
+    "warning": "Needs attention",
+    "error": "Failing",
+    "setupRequired": "Set-up needed",
+}
+
+
+def eta_text(cursor: SyncCursor | None, now: datetime | None = None) -> str:
+    """About how long a running fetch-all still needs, from its pace so far; "" when unknown."""
+    if cursor is None or cursor.status != SyncCursor.Status.RUNNING or not cursor.started_at:
+        return ""
+    if not cursor.total_estimate or not cursor.entities:
+        return ""
+    elapsed = ((now or timezone.now()) - cursor.started_at).total_seconds()
+    left = max(cursor.total_estimate - cursor.entities, 0)
+    if elapsed <= 0:
+        return ""
+    seconds = left * elapsed / cursor.entities
+    if seconds < 60:
+        return "less than a minute left"
+    minutes = round(seconds / 60)
+    return f"about {minutes} minute{'s' if minutes != 1 else ''} left" if minutes < 120 else f"about {round(minutes / 60)} hours left"
+
+
 def dashboard_context(connector: Connector) -> dict[str, Any]:
+    """Everything the dashboard shows; the live part (dashboard_live.html) is refreshed from the same."""
+    from settings_ui.background import background_results
+
     status: ConnectorStatus = connector_status(connector=connector)
     cursors = {(c.kind, c.stream): c for c in SyncCursor.objects.filter(connector=connector)}
     streams = [
@@ -73,6 +110,7 @@ def dashboard_context(connector: Connector) -> dict[str, Any]:
             "fetch_all": cursors.get((SyncCursor.Kind.FETCH_ALL, stream)),
             "enabled": getattr(connector, f"fetch_{stream}"),
             "interval": getattr(connector, f"fetch_{stream}_interval"),
+            "eta": eta_text(cursors.get((SyncCursor.Kind.FETCH_ALL, stream))),
         }
         for stream, label in SyncCursor.Stream.choices
     ]
@@ -81,6 +119,8 @@ def dashboard_context(connector: Connector) -> dict[str, Any]:
     return {
         "connector": connector,
         "status": status,
+        "status_words": STATUS_WORDS.get(status.status, status.status),
+        "background": background_results(connector),
         "webhook_url": webhook_url(connector),
         "streams": streams,
         "pending_notifications": HullNotification.objects.filter(connector=connector, status=DeliveryStatus.PENDING).count(),

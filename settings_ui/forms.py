@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from django import forms
@@ -16,6 +17,8 @@ logger = logging.getLogger(__name__)
 
 SECRET_FIELDS = ("hull_secret", "intercom_access_token", "intercom_client_secret")
 ALL_SEGMENTS = "ALL"
+# An Intercom webhook topic (contact.user.created) or a pattern with * for any part (conversation.*).
+TOPIC_PATTERN = re.compile(r"(\*|[a-z_]+)(\.(\*|[a-z_]+))*")
 
 # Identity strategies Hull's manifest allows per entity (reference/hull-intercom-behaviour.md §2.1,
 # with DECISIONS.md's domain <-> website for companies).
@@ -91,7 +94,7 @@ def topic_choices() -> list[tuple[str, str]]:
     choices = [
         (topic, f"{topic}: {info.description} → {info.action}") for topic, info in spec_texts.INCOMING_TOPICS.items()
     ]
-    choices += [(topic, f"{topic}: also handled by this connector (not in the spec's table)") for topic in extra_supported_topics()]
+    choices += [(topic, f"{topic}: also handled by this connector") for topic in extra_supported_topics()]
     return choices
 
 
@@ -123,8 +126,13 @@ class ConnectorForm(forms.ModelForm):
         model = Connector
         fields = "__all__"
         widgets = {name: forms.PasswordInput(render_value=False) for name in SECRET_FIELDS}
-        labels = {"intercom_access_token": "Intercom access token (private app)"}
+        labels = {"intercom_access_token": "Intercom access token (private app)", "intercom_api_base": "Intercom API address"}
         help_texts = {
+            "intercom_client_secret": (
+                "The client secret of your Intercom app, used to check that webhooks really come from Intercom. "
+                "Leave blank to use the app secret set on the server."
+            ),
+            "intercom_api_base": "Leave blank for Intercom itself (https://api.intercom.io). The demo points it at the sandbox.",
             "intercom_access_token": (
                 "Instead of connecting with OAuth you can paste the access token of a private Intercom app "
                 "(Developer Hub → your app → Configure → Authentication)."
@@ -148,6 +156,9 @@ class ConnectorForm(forms.ModelForm):
             self.fields["intercom_region"].required = False
         offered = {value for value, _ in self.fields["incoming_events"].choices}
         self.initial["incoming_event_patterns"] = [t for t in self.instance.incoming_events or [] if t not in offered]
+        for name in ("fetch_users_interval", "fetch_leads_interval", "fetch_companies_interval"):
+            if name in self.fields:
+                self.fields[name].widget.attrs["min"] = 1
         for name, text in spec_texts.HELP.items():
             if name in self.fields:
                 self.fields[name].help_text = text
@@ -159,6 +170,39 @@ class ConnectorForm(forms.ModelForm):
 
     def clean_intercom_region(self) -> str:
         return self.cleaned_data.get("intercom_region") or self.instance.intercom_region or "us"
+
+    @property
+    def changed_data(self) -> list[str]:
+        """What the history records as changed: a secret left blank is kept, so it did not change."""
+        changed = super().changed_data
+        return [name for name in changed if not (name in SECRET_FIELDS and self.instance.pk and not self.data.get(self.add_prefix(name)))]
+
+    def clean_incoming_event_patterns(self) -> list[str]:
+        """Each line is an Intercom topic (contact.user.created) or a wildcard pattern (conversation.*)."""
+        patterns = self.cleaned_data.get("incoming_event_patterns") or []
+        wrong = [p for p in patterns if not TOPIC_PATTERN.fullmatch(p)]
+        if wrong:
+            raise ValidationError(
+                "Not an Intercom topic: %(wrong)s. A topic is lower-case words joined by dots, such as "
+                "contact.user.created; a * stands for any part, such as conversation.*.",
+                params={"wrong": ", ".join(f"“{p}”" for p in wrong)},
+            )
+        return patterns
+
+    def _clean_interval(self, name: str) -> int | None:
+        value = self.cleaned_data.get(name)
+        if value is not None and value < 1:
+            raise ValidationError("Enter a number of minutes, 1 or more. To stop fetching, untick the box next to it instead.")
+        return value
+
+    def clean_fetch_users_interval(self) -> int | None:
+        return self._clean_interval("fetch_users_interval")
+
+    def clean_fetch_leads_interval(self) -> int | None:
+        return self._clean_interval("fetch_leads_interval")
+
+    def clean_fetch_companies_interval(self) -> int | None:
+        return self._clean_interval("fetch_companies_interval")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -195,14 +239,26 @@ class ConnectorForm(forms.ModelForm):
                           intercom_api_base=self.instance.intercom_api_base)
         base = intercom_api_base(probe)
         try:
+            # One try with short timeouts (schema.ADMIN_TIMEOUT): the save never waits long on Intercom.
             me = IntercomClient(
-                token, workspace_key=cleaned.get("intercom_workspace_id") or "admin-check", base_url=base, max_retries=0
+                token,
+                workspace_key=cleaned.get("intercom_workspace_id") or "admin-check",
+                base_url=base,
+                max_retries=0,
+                timeout=schema.ADMIN_TIMEOUT,
             ).me()
         except IntercomUnauthorized:
-            self.add_error("intercom_access_token", "Intercom rejected this access token (401 Unauthorized).")
+            self.add_error(
+                "intercom_access_token",
+                "Intercom refused this access token. Copy it again from your Intercom app (Configure → Authentication).",
+            )
             return
         except Exception as error:  # Intercom unreachable: keep the token, say we could not check it
-            self.warnings.append(f"The access token was saved but could not be checked with Intercom: {error}")
+            logger.warning("admin.token_check.unavailable", extra={"error": type(error).__name__})
+            self.warnings.append(
+                "The access token was saved, but Intercom did not answer in time to check it. "
+                "Use “Check connector” in a few minutes to make sure it works."
+            )
             return
         app = me.get("app") or {}
         cleaned["intercom_workspace_id"] = app.get("id_code") or cleaned.get("intercom_workspace_id", "")
@@ -247,13 +303,22 @@ class FieldMappingForm(forms.ModelForm):
                 self.add_error("intercom_attribute", reason)
         hull = (cleaned.get("hull_attribute") or "").strip()
         if hull.startswith("traits_"):
-            # Hull's UI prefixes attributes with traits_; the connector strips it, so store the bare name.
-            cleaned["hull_attribute"] = hull[len("traits_"):]
+            # Hull's UI shows attributes as traits_<name>; the connector reads the bare name. Saying so
+            # at the field beats rewriting what staff typed behind their back.
+            self.add_error(
+                "hull_attribute",
+                f"Write the Hull attribute without “traits_”: “{hull[len('traits_'):]}”. Hull's own screens add that prefix; "
+                "the connector reads the bare name.",
+            )
         return cleaned
 
 
 class MappingFormSet(forms.BaseInlineFormSet):
     """Refuses deleting identity mappings, and two rows writing the same target attribute."""
+
+    def get_unique_error_message(self, unique_check: Any) -> str:
+        # Django's own text names the model fields ("duplicate data for entity, hull_attribute ...").
+        return "Two rows map the same Hull attribute to the same Intercom field: remove one of them."
 
     def clean(self) -> None:
         super().clean()
@@ -303,6 +368,9 @@ class IdentityClaimForm(forms.ModelForm):
 
 class ClaimFormSet(forms.BaseInlineFormSet):
     """An entity without any identity claim could never be matched, so at least one row must stay."""
+
+    def get_unique_error_message(self, unique_check: Any) -> str:
+        return "Two identity rows are the same: remove one of them."
 
     def clean(self) -> None:
         super().clean()

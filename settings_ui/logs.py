@@ -90,7 +90,7 @@ class ReplayableAdmin(ReadOnlyAdmin):
         match = request.resolver_match
         return qs if match and match.url_name and match.url_name.endswith("change") else qs.defer("payload")
 
-    @admin.display(description="payload")
+    @admin.display(description="What was received")
     def payload_pretty(self, obj: HullNotification | WebhookDelivery) -> str:
         if isinstance(obj, HullNotification):
             try:
@@ -100,16 +100,40 @@ class ReplayableAdmin(ReadOnlyAdmin):
         return pretty_json(obj.payload)
 
 
+STATUS_WORDS = {"success": "Synced", "skip": "Skipped", "halted": "Waiting (rate limit)", "error": "Failed"}
+STATUS_COLOURS = {"success": "#2e7d32", "skip": "#6d6d6d", "halted": "#ef6c00", "error": "#c62828"}
+DELIVERY_WORDS = {"pending": "Waiting", "processing": "Working on it", "done": "Done", "failed": "Failed"}
+
+
+def status_words(code: str, words: dict[str, str]) -> str:
+    colour = STATUS_COLOURS.get({"done": "success", "failed": "error", "pending": "halted"}.get(code, code), "inherit")
+    return format_html('<span class="outcome outcome-{}" style="color:{};font-weight:bold">{}</span>', code, colour, words.get(code, code))
+
+
+class OneConnectorColumns:
+    """One connector (the usual deployment): its name in every row only pushes the rest off-screen."""
+
+    list_display: Sequence[str]
+
+    def get_list_display(self, request: HttpRequest) -> Sequence[str]:
+        if Connector.objects.count() <= 1:
+            return [name for name in self.list_display if name != "connector"]
+        return self.list_display
+
+
 @admin.register(SyncLog)
-class SyncLogAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "connector", "direction", "action", "status", "why", "email", "hull_entity", "intercom_entity", "source")
-    list_filter = ("status", "direction", "entity", "reason", "created_at", "connector")
+class SyncLogAdmin(OneConnectorColumns, ReadOnlyAdmin):
+    # The columns a support person reads first fit at 1280 px; ids and codes are on the row's page
+    # and in the filters.
+    list_display = ("created_at", "connector", "email", "intercom_entity", "outcome", "what", "why", "source")
+    list_display_links = ("created_at",)
+    list_filter = ("status", "direction", "entity", "reason", "action", "created_at", "connector")
     list_select_related = ("connector", "notification", "delivery")
     search_fields = ("=hull_id", "=intercom_id", "email", "external_id", "message", "action")
-    search_help_text = "Email, Hull id, Intercom id, external id, action or message."
+    search_help_text = "Search by email, Hull id, Intercom id, external id or words of the message."
     date_hierarchy = "created_at"
     fields = (
-        "created_at", "connector", "direction", "entity", "action", "status", "reason", "message", "email",
+        "created_at", "connector", "what", "outcome", "why", "email",
         "external_id", "hull_entity_detail", "intercom_entity_detail", "source", "data_pretty",
     )
     readonly_fields = fields
@@ -119,21 +143,22 @@ class SyncLogAdmin(ReadOnlyAdmin):
         match = request.resolver_match
         return qs if match and match.url_name and match.url_name.endswith("change") else qs.defer("data")
 
-    def get_list_display(self, request: HttpRequest) -> Sequence[str]:
-        # One connector (the usual deployment): its name in every row only pushes the rest off-screen.
-        if Connector.objects.count() <= 1:
-            return [name for name in self.list_display if name != "connector"]
-        return self.list_display
+    @admin.display(description="Outcome", ordering="status")
+    def outcome(self, obj: SyncLog) -> str:
+        return status_words(obj.status, STATUS_WORDS)
+
+    @admin.display(description="What", ordering="entity")
+    def what(self, obj: SyncLog) -> str:
+        return f"{obj.get_entity_display()}, {obj.get_direction_display()}"
 
     @admin.display(description="Why", ordering="reason")
     def why(self, obj: SyncLog) -> str:
         """The skip reason or Intercom's error message, readable in the list (whole text on hover)."""
-        text = obj.message or obj.reason
-        if not text:
+        if not obj.message:
             return "—"
-        return format_html('<span title="{}">{}</span>', f"{obj.reason}: {obj.message}" if obj.reason else text, Truncator(text).chars(90))
+        return format_html('<span title="{}">{}</span>', obj.message, Truncator(obj.message).chars(90))
 
-    @admin.display(description="data")
+    @admin.display(description="Data sent or received")
     def data_pretty(self, obj: SyncLog) -> str:
         return pretty_json(obj.data)
 
@@ -143,7 +168,7 @@ class SyncLogAdmin(ReadOnlyAdmin):
             return "—"
         return changelist_link("synclog", obj.hull_id, hull_id=obj.hull_id)
 
-    @admin.display(description="Intercom", ordering="intercom_id")
+    @admin.display(description="Intercom id", ordering="intercom_id")
     def intercom_entity(self, obj: SyncLog) -> str:
         if not obj.intercom_id:
             return "—"
@@ -173,15 +198,15 @@ class SyncLogAdmin(ReadOnlyAdmin):
             parts.append(format_html('<a href="{}" target="_blank" rel="noopener">open in Intercom</a>', page))
         return format_html("<code>{}</code>: {}", obj.intercom_id, format_html_join(" · ", "{}", ((p,) for p in parts)))
 
-    @admin.display(description="Source")
+    @admin.display(description="From")
     def source(self, obj: SyncLog) -> str:
         if obj.notification_id:
             url = reverse("admin:sync_hullnotification_change", args=[obj.notification_id])
-            return format_html('<a href="{}">Hull {}</a>', url, obj.notification.channel)
+            return format_html('<a href="{}">Hull notification</a>', url)
         if obj.delivery_id:
             url = reverse("admin:sync_webhookdelivery_change", args=[obj.delivery_id])
-            return format_html('<a href="{}">webhook {}</a>', url, obj.delivery.topic)
-        return "fetch" if obj.direction == "incoming" else "—"
+            return format_html('<a href="{}">Intercom webhook</a>', url)
+        return "Fetch from Intercom" if obj.direction == "incoming" else "—"
 
 
 @admin.action(description="Replay (process again)", permissions=["replay"])
@@ -190,6 +215,7 @@ def replay_notifications(modeladmin: admin.ModelAdmin, request: HttpRequest, que
 
     count = hull_notifications_replay(notifications=queryset)
     modeladmin.message_user(request, f"{count} notification(s) queued again.", messages.SUCCESS)
+    _record_replays(request, queryset, "Hull notification")
 
 
 @admin.action(description="Replay (process again)", permissions=["replay"])
@@ -198,6 +224,31 @@ def replay_deliveries(modeladmin: admin.ModelAdmin, request: HttpRequest, querys
 
     count = webhook_deliveries_replay(deliveries=queryset)
     modeladmin.message_user(request, f"{count} webhook deliver{'y' if count == 1 else 'ies'} queued again.", messages.SUCCESS)
+    _record_replays(request, queryset, "Intercom webhook")
+
+
+def _record_replays(request: HttpRequest, queryset: QuerySet, what: str) -> None:
+    """The replay goes in each affected connector's history, with the ids replayed."""
+    from settings_ui.history import history_record
+
+    per_connector: dict[int, list[str]] = {}
+    for connector_id, notification_id in queryset.values_list("connector_id", "notification_id"):
+        per_connector.setdefault(connector_id, []).append(notification_id)
+    for connector in Connector.objects.filter(pk__in=per_connector):
+        ids = per_connector[connector.pk]
+        history_record(request, connector, f"Replayed {len(ids)} {what}(s) from the list: {', '.join(ids[:10])}{' …' if len(ids) > 10 else ''}.")
+
+
+class DeliveryColumns:
+    @admin.display(description="Status", ordering="status")
+    def status_text(self, obj: HullNotification | WebhookDelivery) -> str:
+        return status_words(obj.status, DELIVERY_WORDS)
+
+    @admin.display(description="What went wrong")
+    def error_text(self, obj: HullNotification | WebhookDelivery) -> str:
+        if not obj.error:
+            return "—"
+        return format_html('<span title="{}">{}</span>', obj.error, Truncator(obj.error).chars(80))
 
 
 class WorkAttemptInline(admin.TabularInline):
@@ -245,19 +296,29 @@ class WorkAttemptAdmin(ReadOnlyAdmin):
 
 
 @admin.register(HullNotification)
-class HullNotificationAdmin(ReplayableAdmin):
+class HullNotificationAdmin(OneConnectorColumns, DeliveryColumns, ReplayableAdmin):
     inlines = [NotificationAttemptInline]
-    list_display = ("received_at", "connector", "channel", "notification_id", "is_export", "message_count", "status", "attempts", "logs")
+    list_display = ("received_at", "connector", "kind", "message_count", "status_text", "attempts", "error_text", "logs")
+    list_display_links = ("received_at",)
     list_filter = ("status", "channel", "is_export", "received_at", "connector")
     search_fields = ("=notification_id", "synclog__email", "=synclog__hull_id", "=synclog__intercom_id")
-    search_help_text = "Notification id, or the email / Hull id / Intercom id of an entity it carried."
+    search_help_text = "Search by notification id, or the email, Hull id or Intercom id of someone it carried."
     date_hierarchy = "received_at"
     actions = [replay_notifications]
     fields = (
-        "connector", "channel", "notification_id", "is_export", "status", "attempts", "error", "message_count",
-        "processed_messages", "received_at", "processed_at", "logs", "payload_pretty",
+        "connector", "kind", "notification_id", "status_text", "attempts", "error", "message_count",
+        "progress", "received_at", "processed_at", "logs", "payload_pretty",
     )
     readonly_fields = fields
+
+    @admin.display(description="Kind", ordering="is_export")
+    def kind(self, obj: HullNotification) -> str:
+        # Words, not Django's red-cross boolean: "not an export" is no error.
+        return f"Export ({obj.channel})" if obj.is_export else f"Notification ({obj.channel})"
+
+    @admin.display(description="Progress")
+    def progress(self, obj: HullNotification) -> str:
+        return f"{len(obj.processed_messages or [])} of {obj.message_count} messages done (a restart resumes after them)."
 
     @admin.display(description="Sync log")
     def logs(self, obj: HullNotification) -> str:
@@ -265,19 +326,24 @@ class HullNotificationAdmin(ReplayableAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReplayableAdmin):
+class WebhookDeliveryAdmin(OneConnectorColumns, DeliveryColumns, ReplayableAdmin):
     inlines = [DeliveryAttemptInline]
-    list_display = ("received_at", "connector", "topic", "notification_id", "status", "attempts", "delivery_attempts", "logs")
+    list_display = ("received_at", "connector", "topic", "status_text", "attempts", "error_text", "logs")
+    list_display_links = ("received_at",)
     list_filter = ("status", "topic", "received_at", "connector")
     search_fields = ("=notification_id", "topic", "synclog__email", "=synclog__intercom_id", "=synclog__hull_id")
-    search_help_text = "Intercom notification id, topic, or the email / Intercom id / Hull id of its contact."
+    search_help_text = "Search by Intercom notification id, topic, or the email, Intercom id or Hull id of its contact."
     date_hierarchy = "received_at"
     actions = [replay_deliveries]
     fields = (
-        "connector", "topic", "notification_id", "status", "attempts", "delivery_attempts", "error",
+        "connector", "topic", "notification_id", "status_text", "attempts", "intercom_attempts", "error",
         "received_at", "processed_at", "logs", "payload_pretty",
     )
     readonly_fields = fields
+
+    @admin.display(description="Intercom's attempts")
+    def intercom_attempts(self, obj: WebhookDelivery) -> int:
+        return obj.delivery_attempts
 
     @admin.display(description="Sync log")
     def logs(self, obj: WebhookDelivery) -> str:

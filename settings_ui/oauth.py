@@ -131,6 +131,9 @@ def store_token_on_connector(backend: Any, response: dict[str, Any], *args: Any,
         workspace_name=app.get("name", ""),
     )
     backend.strategy.session_pop(SESSION_CONNECTOR_KEY)
+    from settings_ui.history import history_record
+
+    history_record(request, connector, f"Connected to the Intercom workspace “{connector.intercom_workspace_name or connector.intercom_workspace_id}”.")
     messages.success(request, f"Connected to the Intercom workspace “{connector.intercom_workspace_name or connector.intercom_workspace_id}”.")
     return redirect(connector_admin_url(connector.pk))
 

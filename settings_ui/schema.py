@@ -20,6 +20,12 @@ logger = logging.getLogger(__name__)
 
 # Intercom's schema changes rarely; ten minutes keeps the form fast without going stale for long.
 CACHE_SECONDS = 600
+# A page of the admin never waits long on Intercom: (connect, read) seconds for calls made while a
+# member of staff waits (the token check on save, the attribute pickers), and no retries.
+ADMIN_TIMEOUT = (2.0, 3.0)
+# After Intercom failed to answer, the pickers use the standard fields for a minute rather than
+# asking again for every table of the page.
+UNAVAILABLE_SECONDS = 60
 
 CONTACT_PSEUDO_FIELDS = ["companies", "tags", "social_profiles", "segments"]
 COMPANY_PSEUDO_FIELDS = ["tags"]
@@ -61,6 +67,10 @@ def _cache_key(connector: Connector, model: str) -> str:
     return f"settings_ui:data_attributes:{connector.pk}:{connector.intercom_workspace_id}:{model}"
 
 
+def _unavailable_key(connector: Connector) -> str:
+    return f"settings_ui:intercom_unavailable:{connector.pk}"
+
+
 def intercom_data_attributes(connector: Connector, model: str) -> list[dict] | None:
     """Intercom's `GET /data_attributes?model=` for this workspace, cached; None when Intercom can't be asked."""
     if not connector.pk or not connector.is_intercom_connected:
@@ -69,13 +79,16 @@ def intercom_data_attributes(connector: Connector, model: str) -> list[dict] | N
     cached = cache.get(key)
     if cached is not None:
         return cached
+    if cache.get(_unavailable_key(connector)):
+        return None
     try:
         from sync.intercom.client import IntercomClient
 
-        # No retries: a slow Intercom must not hold the settings page; the fallback list is fine.
-        response = IntercomClient.for_connector(connector, max_retries=0).list_data_attributes(model)
+        # No retries, short timeouts: a slow Intercom must not hold the settings page; the fallback list is fine.
+        response = IntercomClient.for_connector(connector, max_retries=0, timeout=ADMIN_TIMEOUT).list_data_attributes(model)
     except Exception:  # the picker degrades to standard fields; the form must still open
         logger.warning("admin.schema.unavailable", extra={"connector": connector.pk, "model": model}, exc_info=True)
+        cache.set(_unavailable_key(connector), True, UNAVAILABLE_SECONDS)
         return None
     attributes = response.get("data", []) if isinstance(response, dict) else list(response)
     cache.set(key, attributes, CACHE_SECONDS)
@@ -84,7 +97,7 @@ def intercom_data_attributes(connector: Connector, model: str) -> list[dict] | N
 
 def forget_data_attributes(connector: Connector) -> None:
     """Drop the cached schema (after syncing data attributes or reconnecting)."""
-    cache.delete_many([_cache_key(connector, model) for model in ("contact", "company")])
+    cache.delete_many([_cache_key(connector, model) for model in ("contact", "company")] + [_unavailable_key(connector)])
 
 
 def attribute_options(connector: Connector | None, model: str, *, writable: bool) -> list[AttributeOption]:

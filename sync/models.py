@@ -397,7 +397,8 @@ class SyncLog(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.action} {self.email or self.hull_id or self.intercom_id}"
+        # Read by support staff (admin titles and breadcrumbs): words, not the action code.
+        return f"{self.get_entity_display()} {self.email or self.hull_id or self.intercom_id}: {self.get_status_display().lower()}"
 
 
 class DeliveryStatus(models.TextChoices):

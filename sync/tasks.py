@@ -70,7 +70,8 @@ def prune_sync_logs() -> None:
     from sync.services.ops import sync_logs_prune
 
     counts = sync_logs_prune()
-    logger.info("task.prune.done", extra={"deleted": counts})
+    # The counts are keyed by verbose names (lazy strings): a JSON log line needs plain str keys.
+    logger.info("task.prune.done", extra={"deleted": {str(name): count for name, count in counts.items()}})
 
 
 def report_statuses() -> None:

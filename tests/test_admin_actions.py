@@ -35,8 +35,7 @@ def fetch(monkeypatch) -> Recorder:
 def test_fetch_all_asks_for_confirmation_first(staff_client, connector, fetch, stream):
     response = run_from_changelist(staff_client, f"fetch_all_{stream}", connector, confirm=False)
     assert response.status_code == 200
-    assert "Yes, I’m sure" in response.content.decode()
-    assert f"Fetch all {stream}" in response.content.decode()
+    assert f'value="Fetch all {stream}"' in response.content.decode()  # the button says what it does
     assert fetch.calls == []
 
 
@@ -66,7 +65,7 @@ def test_a_failing_service_is_reported_not_a_500(staff_client, connector, monkey
 def test_the_button_on_the_connector_page_confirms_then_runs_and_opens_the_dashboard(staff_client, connector, fetch):
     url = reverse("admin:sync_connector_run_action", args=[connector.pk, "fetch_all_users"])
     page = staff_client.get(url)
-    assert page.status_code == 200 and "Yes, I’m sure" in page.content.decode()
+    assert page.status_code == 200 and 'value="Fetch all users"' in page.content.decode()
     assert fetch.calls == []
     response = staff_client.post(url, {"post": "yes"})
     assert response.status_code == 302
@@ -149,7 +148,7 @@ def test_check_connector_reports_a_healthy_connector_check_by_check(staff_client
     settings.PUBLIC_BASE_URL = "https://connector.example.com"
     url = reverse("admin:sync_connector_run_action", args=[connector.pk, "check_connector"])
     page = staff_client.get(url)
-    assert page.status_code == 200 and "Yes, I’m sure" in page.content.decode()
+    assert page.status_code == 200 and 'value="Check connector"' in page.content.decode()
     assert ("GET", "/me") not in [(call.method, call.path) for call in intercom_sandbox.calls]  # nothing before confirming
     response = staff_client.post(url, {"post": "yes"})
     assert response.status_code == 302
@@ -194,3 +193,15 @@ def test_check_connector_buttons_on_the_dashboard_and_the_change_page(staff_clie
     with responses.RequestsMock(assert_all_requests_are_fired=False):  # Intercom unreachable: the pickers fall back
         change = staff_client.get(reverse("admin:sync_connector_change", args=[connector.pk])).content.decode()
     assert f'href="{url}" class="check-connector">Check connector</a>' in change
+
+
+def test_harmless_actions_are_not_dressed_as_deletions_but_disconnect_is(staff_client, connector):
+    fetch = staff_client.get(reverse("admin:sync_connector_run_action", args=[connector.pk, "fetch_all_users"])).content.decode()
+    assert "delete-confirmation" not in fetch and 'class="default" value="Fetch all users"' in fetch
+    disconnect = staff_client.get(reverse("admin:sync_connector_intercom_disconnect", args=[connector.pk])).content.decode()
+    assert "delete-confirmation" in disconnect and 'value="Disconnect"' in disconnect
+
+
+def test_favicon_and_no_view_site_link(staff_client):
+    assert staff_client.get("/favicon.ico").status_code == 200
+    assert "View site" not in staff_client.get(reverse("admin:index")).content.decode()

@@ -61,9 +61,9 @@ def test_the_dashboard_shows_status_webhook_url_and_queues(staff_client, connect
     HullNotification.objects.create(connector=connector, notification_id="h1", channel="user:update")
     WebhookDelivery.objects.create(connector=connector, notification_id="n1", topic="user.created", status=DeliveryStatus.FAILED)
     html = dashboard(staff_client, connector)
-    assert 'id="connector-status">warning<' in html
+    assert 'data-status="warning">Needs attention<' in html
     assert "https://connector.example.com/intercom/acme/webhooks" in html
-    assert "Hull notifications pending</th><td>1<" in html
+    assert 'Hull notifications waiting</th><td id="pending-notifications">1<' in html
     assert "Replay failed" in html
     if "orm" in settings.Q_CLUSTER:  # the Redis broker's depth is not counted (dashboard.queue_depth)
         assert 'id="queue-depth">0<' in html
@@ -94,7 +94,7 @@ def test_the_dashboard_counts_the_last_24_hours_per_entity_and_lists_latest_erro
     old = log_outcome(connector, direction="outgoing", entity="user", status="success", action="outgoing.user.success")
     SyncLog.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=2))
     html = dashboard(staff_client, connector)
-    assert "<td>User (outgoing)</td><td>1</td><td>1</td><td>0</td><td>1</td>" in html
+    assert "<td>User (Hull → Intercom)</td><td>1</td><td>1</td><td>0</td><td>1</td>" in html
     assert "Custom attribute &#x27;x&#x27; does not exist" in html
     assert "bad@x.io" in html
 
@@ -108,3 +108,26 @@ def test_the_change_page_links_to_the_dashboard_and_the_list_shows_status(staff_
 
 def test_an_unknown_connector_dashboard_is_404(staff_client):
     assert staff_client.get(reverse("admin:sync_connector_dashboard", args=[9999])).status_code == 404
+
+
+def test_the_live_part_refreshes_by_itself_with_progress_and_eta(staff_client, connector):
+    html = dashboard(staff_client, connector)
+    live_url = reverse("admin:sync_connector_dashboard_live", args=[connector.pk])
+    assert f'data-live-url="{live_url}"' in html and "setInterval(refresh" in html
+    SyncCursor.objects.create(
+        connector=connector, kind="fetch_all", stream="users", status="running", pages=2, entities=200,
+        total_estimate=1000, started_at=timezone.now() - timedelta(minutes=2),
+    )
+    live = staff_client.get(live_url).content.decode()
+    assert "<html" not in live  # a fragment, swapped into the page
+    assert '<progress max="1000" value="200">' in live
+    assert "about 8 minutes left" in live
+    assert 'id="queue-depth"' in live and 'id="latest-errors"' in live
+
+
+def test_last_24_hours_counts_people_not_rows(staff_client, connector):
+    for _ in range(3):  # one person synced three times
+        log_outcome(connector, direction="outgoing", entity="user", status="success", action="outgoing.user.success", email="a@x.io", intercom_id="ic-a")
+    log_outcome(connector, direction="outgoing", entity="user", status="success", action="outgoing.user.success", email="b@x.io", intercom_id="ic-b")
+    html = dashboard(staff_client, connector)
+    assert "<td>User (Hull → Intercom)</td><td>2</td><td>0</td><td>0</td><td>0</td>" in html

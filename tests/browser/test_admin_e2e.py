@@ -111,9 +111,9 @@ def test_staff_connect_intercom_map_a_field_and_fetch_all_users(page, live_serve
     # Fetch all users from the dashboard, confirm, and watch it finish.
     page.goto(f"{base}/admin/sync/connector/{connector.pk}/dashboard/")
     page.click("#fetching a.button:has-text('Fetch all users')")
-    page.wait_for_selector("text=Yes, I’m sure")
+    page.wait_for_selector("input[type=submit][value='Fetch all users']")
     shot(page, "fetch-all-confirmation")
-    page.click("input[type=submit][value='Yes, I’m sure']")
+    page.click("input[type=submit][value='Fetch all users']")
     page.wait_for_url(f"**/admin/sync/connector/{connector.pk}/dashboard/")
     for _ in range(60):
         status = page.locator(".stream-users .fetch-all-status").get_attribute("data-status")

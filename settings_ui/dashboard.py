@@ -11,6 +11,7 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils import timezone
 
+from sync.intercom.regions import intercom_api_base
 from sync.models import Connector, DeliveryStatus, HullNotification, RateBudget, SyncCursor, SyncLog, WebhookDelivery
 from sync.services.status import ConnectorStatus, connector_status
 
@@ -82,6 +83,7 @@ def dashboard_context(connector: Connector) -> dict[str, Any]:
         "connector": connector,
         "status": status,
         "webhook_url": webhook_url(connector),
+        "intercom_api_host": intercom_api_base(connector),
         "streams": streams,
         "pending_notifications": HullNotification.objects.filter(connector=connector, status=DeliveryStatus.PENDING).count(),
         "failed_notifications": HullNotification.objects.filter(connector=connector, status=DeliveryStatus.FAILED).count(),

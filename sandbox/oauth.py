@@ -1,6 +1,6 @@
 """Intercom's OAuth pages, stood in for the offline demo and the browser tests.
 
-`/sandbox/intercom-oauth/oauth` plays app.intercom.com/oauth (set INTERCOM_OAUTH_BASE=<site>/sandbox/intercom-oauth) (an "Authorize" button that sends
+`/sandbox/intercom-oauth/oauth` plays app.intercom.com/oauth (used by connectors wired to the sandbox) (an "Authorize" button that sends
 the browser back with a code) and `/sandbox/intercom/auth/eagle/token` plays the token exchange
 (reference/intercom-api.md §1.2). The code is signed rather than stored: it names the sandbox
 workspace and expires after five minutes, like Intercom's. The token handed out is the sandbox
@@ -94,6 +94,6 @@ def token_exchange(request: HttpRequest) -> JsonResponse:
 
 urlpatterns = [
     path("intercom-oauth/oauth", authorize, name="sandbox-intercom-oauth-authorize"),
-    # Under the Intercom sandbox's prefix, so INTERCOM_API_BASE=<site>/sandbox/intercom finds it.
+    # Under the Intercom sandbox's prefix, so a connector wired to <site>/sandbox/intercom finds it.
     path("intercom/auth/eagle/token", token_exchange, name="sandbox-intercom-oauth-token"),
 ]

@@ -12,6 +12,7 @@ from django.db.models.functions import Cast, Coalesce, NullIf
 from django.urls import reverse
 from django.utils import timezone
 
+from sync.intercom.regions import intercom_api_base
 from sync.models import Connector, Direction, DeliveryStatus, HullNotification, RateBudget, SyncCursor, SyncLog, WebhookDelivery
 from sync.services.status import ConnectorStatus, connector_status
 
@@ -122,6 +123,7 @@ def dashboard_context(connector: Connector) -> dict[str, Any]:
         "status_words": STATUS_WORDS.get(status.status, status.status),
         "background": background_results(connector),
         "webhook_url": webhook_url(connector),
+        "intercom_api_host": intercom_api_base(connector),
         "streams": streams,
         "pending_notifications": HullNotification.objects.filter(connector=connector, status=DeliveryStatus.PENDING).count(),
         "failed_notifications": HullNotification.objects.filter(connector=connector, status=DeliveryStatus.FAILED).count(),

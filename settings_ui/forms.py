@@ -261,6 +261,10 @@ class ConnectorForm(forms.ModelForm):
             )
             return
         app = me.get("app") or {}
+        from sync.intercom.regions import region_from_me
+
+        if region_from_me(me):  # /me confirms the region; Intercom's word wins (a fixed table)
+            cleaned["intercom_region"] = region_from_me(me)
         cleaned["intercom_workspace_id"] = app.get("id_code") or cleaned.get("intercom_workspace_id", "")
         cleaned["intercom_workspace_name"] = app.get("name") or cleaned.get("intercom_workspace_name", "")
         # Fields not in cleaned_data are not copied to the instance by construct_instance.

@@ -183,3 +183,10 @@ def test_hull_calls_go_to_the_organization_and_hulls_firehose_whatever_the_old_f
     client.get_app()
     client.post_firehose([])
     assert transport.hosts == ["acme.hullapp.io", "firehose.hullapp.io"]
+
+
+def test_the_dashboard_shows_the_region_and_its_host(staff_client, connector):
+    connector.intercom_region = "au"
+    connector.save()
+    page = staff_client.get(reverse("admin:sync_connector_dashboard", args=[connector.pk])).content.decode()
+    assert "Australia" in page and "https://api.au.intercom.io" in page

@@ -1,0 +1,37 @@
+"""Layering rules that the code's reviewers check (docs/architecture.md)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def imported_modules(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_the_benchmarks_import_nothing_from_the_tests():
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(m for m in imported_modules(path) if m == "tests" or m.startswith("tests."))
+        for path in (ROOT / "bench").rglob("*.py")
+    }
+    assert {path: mods for path, mods in offenders.items() if mods} == {}
+
+
+def test_task_names_are_written_once():
+    """Every enqueue and schedule names its task through sync/work.py's constants, not a string literal."""
+    literal = '"sync.tasks.'
+    users = sorted(
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "sync").rglob("*.py")
+        if literal in path.read_text() and path.name not in ("work.py", "tasks.py") and "migrations" not in path.parts
+    )
+    assert users == []

@@ -13,13 +13,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sync.intercom.errors import BATCH_HALTING_ERRORS, IntercomApiError
+from sync.intercom.errors import IntercomApiError
 from sync.mapping import build_outgoing_attributes, claim_rows, coerce_standard_value, map_incoming
 from sync.models import Entity, SyncLog
 from sync.outgoing.context import OutgoingContext
 from sync.outgoing.links import call_with_attribute_retry, link_for, link_save, payload_hash
 from sync.outgoing.routing import SkipReason, skip_message
 from sync.outgoing.tags import TagChanges, company_tags_sync, tags_attribute
+from sync.work import reraise_halt
 
 COMPANY_ANONYMOUS_PREFIX = "intercom:"
 
@@ -100,9 +101,8 @@ def account_sync(
             company = call_with_attribute_retry(
                 ctx, model="company", call=lambda: ctx.intercom.upsert_company(payload), custom_sources=attrs.custom_sources
             )
-        except BATCH_HALTING_ERRORS:
-            raise
         except IntercomApiError as exc:
+            reraise_halt(exc)  # a rate limit, a refused token, a lost answer: the whole batch waits
             ctx.log("account", SyncLog.Status.ERROR, reason="intercom_error", message=exc.message, data=data, **common)
             return CompanyOutcome(SyncLog.Status.ERROR)
         intercom_id = str(company["id"])

@@ -24,7 +24,6 @@ from typing import Any
 from sync.defaults import LEAD_GROUP, USER_GROUP
 from sync.incoming.legacy import legacy_contact_update
 from sync.intercom.errors import (
-    BATCH_HALTING_ERRORS,
     IntercomApiError,
     IntercomConflict,
     IntercomNotFound,
@@ -37,6 +36,7 @@ from sync.outgoing.events import events_send
 from sync.outgoing.links import call_with_attribute_retry, link_for, link_forget, link_save, payload_hash
 from sync.outgoing.routing import LEAD, USER, SkipReason, matches_filter, message_field, segment_ids, skip_message
 from sync.outgoing.tags import TagChanges, contact_tags_sync, tags_attribute
+from sync.work import reraise_halt
 
 GROUP_FOR_TARGET = {USER: USER_GROUP, LEAD: LEAD_GROUP}
 # The anonymous ids Hull's connector gives Intercom contacts (DECISIONS.md "Identity").
@@ -174,9 +174,8 @@ def _convert_lead(ctx: OutgoingContext, *, target: str, intercom_id: str, user: 
         return None
     try:
         ctx.intercom.merge_contacts(lead_id=lead_id, user_id=intercom_id)
-    except BATCH_HALTING_ERRORS:
-        raise
     except IntercomApiError as exc:
+        reraise_halt(exc)  # a rate limit, a refused token, a lost answer: the whole batch waits
         # Not marked converted (Hull's connector did, even on failure): the next push tries again.
         return {"converted": False, "lead_id": lead_id, "error": exc.message}
     link_forget(ctx.connector, Entity.LEAD, intercom_id=lead_id)
@@ -264,9 +263,8 @@ def _link_company(ctx: OutgoingContext, *, message: Any, target: str, intercom_i
         return {"company": outcome.intercom_id, "attached": "already"}
     try:
         ctx.intercom.attach_company(intercom_id, outcome.intercom_id)
-    except BATCH_HALTING_ERRORS:
-        raise
     except IntercomApiError as exc:
+        reraise_halt(exc)  # a rate limit, a refused token, a lost answer: the whole batch waits
         return {"company": outcome.intercom_id, "error": exc.message}
     return {"company": outcome.intercom_id, "attached": True}
 
@@ -320,9 +318,8 @@ def contact_sync(ctx: OutgoingContext, *, message: Any, target: str) -> ContactO
                 contact = _push(ctx, intercom_id=resolution.intercom_id, payload=payload, attrs=attrs, data=data)
         except AmbiguousContact as exc:
             return fail(SyncLog.Status.ERROR, "ambiguous_identity", str(exc), {"candidates": exc.candidates})
-        except BATCH_HALTING_ERRORS:
-            raise
         except IntercomApiError as exc:
+            reraise_halt(exc)  # a rate limit, a refused token, a lost answer: the whole batch waits
             data["error"] = exc.message
             return fail(SyncLog.Status.ERROR, "intercom_error", exc.message, data)
         intercom_id = str(contact["id"])

@@ -332,13 +332,13 @@ def _known_role(ctx: IncomingContext, intercom_id: str) -> str | None:
 
 def _role_from_intercom(ctx: IncomingContext, intercom_id: str) -> str | None:
     """Last resort for an event's profile: the contact's role from Intercom (one API call)."""
-    from sync.intercom.errors import IntercomApiError, IntercomRateLimited
+    from sync.intercom.errors import IntercomApiError
+    from sync.work import reraise_halt
 
     try:
         contact = ctx.intercom.get_contact(intercom_id)
-    except IntercomRateLimited:
-        raise  # the delivery is retried after the reset, not processed with a guessed role
-    except IntercomApiError:
+    except IntercomApiError as exc:
+        reraise_halt(exc)  # rate limit, refused token: the delivery waits, not processed with a guessed role
         return None
     return contact_role(contact or {})
 

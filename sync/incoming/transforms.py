@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync.defaults import ACCOUNT_GROUP, LEAD_GROUP, USER_GROUP
+from sync.identity import company_anonymous_id, contact_anonymous_id
 from sync.incoming.context import IncomingContext
 from sync.incoming.payloads import dotted_get
 from sync.mapping import claim_rows, map_incoming, mapping_rows
@@ -19,14 +20,6 @@ from sync.models import Direction
 from sync.services.snippet import lead_visitor_anonymous_ids
 
 GROUP_FOR_ROLE = {"user": USER_GROUP, "lead": LEAD_GROUP}
-
-
-def contact_anonymous_id(role: str, intercom_id: str) -> str:
-    return f"intercom-{role}:{role}-{intercom_id}"
-
-
-def company_anonymous_id(intercom_id: str) -> str:
-    return f"intercom:{intercom_id}"
 
 
 @dataclass

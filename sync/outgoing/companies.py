@@ -20,9 +20,9 @@ from sync.outgoing.context import OutgoingContext
 from sync.outgoing.links import call_with_attribute_retry, link_for, link_save, payload_hash
 from sync.outgoing.routing import SkipReason, skip_message
 from sync.outgoing.tags import TagChanges, company_tags_sync, tags_attribute
+from sync.identity import company_anonymous_id
 from sync.work import reraise_halt
 
-COMPANY_ANONYMOUS_PREFIX = "intercom:"
 
 
 @dataclass
@@ -55,7 +55,7 @@ def company_write_back(
         before = traits.get(attribute)
         before = before.get("value") if isinstance(before, dict) else before
         traits[attribute] = tags.final_names(before or [])
-    claims: dict[str, Any] = {"anonymous_id": f"{COMPANY_ANONYMOUS_PREFIX}{company['id']}"}
+    claims: dict[str, Any] = {"anonymous_id": company_anonymous_id(str(company["id"]))}
     if account.get("id"):
         claims["id"] = account["id"]
     for claim in claim_rows(ctx.connector, Entity.COMPANY):

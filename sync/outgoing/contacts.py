@@ -36,11 +36,11 @@ from sync.outgoing.events import events_send
 from sync.outgoing.links import call_with_attribute_retry, link_for, link_forget, link_save, payload_hash
 from sync.outgoing.routing import LEAD, USER, SkipReason, matches_filter, message_field, segment_ids, skip_message
 from sync.outgoing.tags import TagChanges, contact_tags_sync, tags_attribute
+from sync.identity import contact_anonymous_id
 from sync.work import reraise_halt
 
 GROUP_FOR_TARGET = {USER: USER_GROUP, LEAD: LEAD_GROUP}
 # The anonymous ids Hull's connector gives Intercom contacts (DECISIONS.md "Identity").
-ANONYMOUS_ID_FORMAT = {USER: "intercom-user:user-{id}", LEAD: "intercom-lead:lead-{id}"}
 SEARCH_PAGE = 5  # enough to tell one match from several, and to name a few candidates
 
 
@@ -184,7 +184,7 @@ def _convert_lead(ctx: OutgoingContext, *, target: str, intercom_id: str, user: 
 
 def contact_claims(ctx: OutgoingContext, *, target: str, intercom_id: str, user: Mapping[str, Any], contact: Mapping[str, Any] | None) -> dict:
     """Hull identity for the write-back: the Hull id we know, plus Intercom's claims and anonymous id."""
-    claims: dict[str, Any] = {"anonymous_id": ANONYMOUS_ID_FORMAT[target].format(id=intercom_id)}
+    claims: dict[str, Any] = {"anonymous_id": contact_anonymous_id(target, intercom_id)}
     if user.get("id"):
         claims["id"] = user["id"]
     source = contact if contact is not None else {}

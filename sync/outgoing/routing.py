@@ -26,6 +26,7 @@ from typing import Any
 from sync.defaults import ACCOUNT_GROUP, LEAD_GROUP, OWN_GROUPS, USER_GROUP
 from sync.mapping import outgoing_hull_attributes
 from sync.models import Connector, Entity, IdentityLink
+from sync.identity import OWN_ANONYMOUS_PREFIXES
 
 ALL_SEGMENTS = frozenset({"ALL", "all_segments"})
 ALL_EVENTS = "all_events"
@@ -139,7 +140,6 @@ def event_whitelisted(connector: Connector, name: str) -> bool:
 _INDEX_SUFFIX = re.compile(r"\[\d+\]$")
 
 
-OWN_ANONYMOUS_PREFIXES = ("intercom-user:", "intercom-lead:", "intercom:")
 
 
 def _own_alias(key: str, diff: Any) -> bool:

@@ -35,3 +35,25 @@ def test_task_names_are_written_once():
         if literal in path.read_text() and path.name not in ("work.py", "tasks.py") and "migrations" not in path.parts
     )
     assert users == []
+
+
+def test_reasons_are_members_of_the_one_enum():
+    """Skip/halt/error reasons of both directions are `SyncLog.Reason` members, never ad-hoc strings."""
+    import re
+
+    literal = re.compile(r"""\breason\s*=\s*["'][a-z_]+["']""")
+    offenders = sorted(
+        f"{path.relative_to(ROOT)}: {match.group(0)}"
+        for path in (ROOT / "sync").rglob("*.py")
+        if "migrations" not in path.parts
+        for match in literal.finditer(path.read_text())
+    )
+    assert offenders == []
+
+
+def test_the_outgoing_skip_reasons_are_the_sync_log_reasons():
+    from sync.models import SyncLog
+    from sync.outgoing.routing import SKIP_MESSAGES, SkipReason
+
+    assert SkipReason is SyncLog.Reason
+    assert set(SKIP_MESSAGES) <= set(SyncLog.Reason.values)

@@ -148,7 +148,7 @@ def contact_tag_changed(ctx: IncomingContext, note: IntercomNotification, *, add
         log_incoming_skip(
             ctx,
             entity=SyncLog.EntityType.EVENT,
-            reason="tag_is_segment",
+            reason=SyncLog.Reason.TAG_IS_SEGMENT,
             message=f"Tag {tag_name!r} mirrors a Hull segment and tags are not mapped: nothing to write.",
             intercom_id=str(contact["id"]),
             delivery=ctx.delivery,
@@ -168,7 +168,7 @@ def contact_deleted(ctx: IncomingContext, note: IntercomNotification, *, role: s
         log_incoming_skip(
             ctx,
             entity=entity,
-            reason="mark_deleted_users_off",
+            reason=SyncLog.Reason.MARK_DELETED_USERS_OFF,
             message="Intercom deleted or archived this contact; Mark Deleted Users is off.",
             intercom_id=intercom_id,
             delivery=ctx.delivery,
@@ -216,7 +216,7 @@ def company_deleted(ctx: IncomingContext, note: IntercomNotification) -> Outcome
         log_incoming_skip(
             ctx,
             entity=SyncLog.EntityType.ACCOUNT,
-            reason="mark_deleted_accounts_off",
+            reason=SyncLog.Reason.MARK_DELETED_ACCOUNTS_OFF,
             message="Intercom deleted this company; Mark Deleted Accounts is off.",
             intercom_id=intercom_id,
             delivery=ctx.delivery,
@@ -254,7 +254,7 @@ def conversation_event(ctx: IncomingContext, note: IntercomNotification, *, even
         log_incoming_skip(
             ctx,
             entity=SyncLog.EntityType.EVENT,
-            reason="no_contact",
+            reason=SyncLog.Reason.NO_CONTACT,
             message=f"{note.topic}: the conversation names no user or lead.",
             delivery=ctx.delivery,
         )
@@ -347,7 +347,7 @@ def _skip_no_id(ctx: IncomingContext, note: IntercomNotification, *, entity: str
     log_incoming_skip(
         ctx,
         entity=entity,
-        reason="no_intercom_id",
+        reason=SyncLog.Reason.NO_INTERCOM_ID,
         message=f"{note.topic}: the payload carries no Intercom id.",
         data={"topic": note.topic},
         delivery=ctx.delivery,

@@ -103,7 +103,7 @@ def account_sync(
             )
         except IntercomApiError as exc:
             reraise_halt(exc)  # a rate limit, a refused token, a lost answer: the whole batch waits
-            ctx.log("account", SyncLog.Status.ERROR, reason="intercom_error", message=exc.message, data=data, **common)
+            ctx.log("account", SyncLog.Status.ERROR, reason=SyncLog.Reason.INTERCOM_ERROR, message=exc.message, data=data, **common)
             return CompanyOutcome(SyncLog.Status.ERROR)
         intercom_id = str(company["id"])
         link_save(

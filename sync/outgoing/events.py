@@ -133,7 +133,7 @@ def events_send(
         except IntercomApiError as exc:
             reraise_halt(exc)  # a rate limit, a refused token, a lost answer: the whole batch waits
             rows.append(
-                ctx.log("event", SyncLog.Status.ERROR, reason="intercom_error", message=exc.message, intercom_id=contact_id, data=data, **common)
+                ctx.log("event", SyncLog.Status.ERROR, reason=SyncLog.Reason.INTERCOM_ERROR, message=exc.message, intercom_id=contact_id, data=data, **common)
             )
             continue
         message_text = f"Metadata trimmed to Intercom's limits: {', '.join(payload.trimmed)}" if payload.trimmed else ""

@@ -7,7 +7,8 @@ It imports nothing from the rest of `sync` beyond the models' typing: every laye
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sync.models import Connector
@@ -45,6 +46,20 @@ def company_anonymous_id(intercom_id: str) -> str:
 def lead_anonymous_id(identifier: str) -> str:
     """The anonymous id of an Intercom lead in Hull, from its contact id or visitor id."""
     return f"{LEAD_ANONYMOUS_PREFIX}lead-{identifier}"
+
+
+def lead_visitor_anonymous_ids(contact: Mapping[str, Any]) -> list[str]:
+    """Extra anonymous ids an incoming lead carries so the snippet's alias finds it.
+
+    `contact` is the normalised v2 contact (a 1.x `user_id` is already `external_id`). Users get
+    none: their `external_id` is the customer's own user id, an identity claim, not a visitor id.
+    """
+    if contact.get("role") != "lead":
+        return []
+    visitor_id = contact.get("external_id")
+    if visitor_id in (None, "") or str(visitor_id) == str(contact.get("id") or ""):
+        return []
+    return [lead_anonymous_id(str(visitor_id))]
 
 
 def legacy_anonymous_id(identifier: str) -> str:

@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync.defaults import ACCOUNT_GROUP, LEAD_GROUP, USER_GROUP
-from sync.identity import company_anonymous_id, contact_anonymous_id
+from sync.identity import company_anonymous_id, contact_anonymous_id, lead_visitor_anonymous_ids
 from sync.incoming.context import IncomingContext
 from sync.incoming.payloads import dotted_get
 from sync.mapping import claim_rows, map_incoming, mapping_rows
 from sync.models import Direction
-from sync.services.snippet import lead_visitor_anonymous_ids
 
 GROUP_FOR_ROLE = {"user": USER_GROUP, "lead": LEAD_GROUP}
 

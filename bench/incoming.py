@@ -172,7 +172,7 @@ def child_sandbox_fetch(count: int) -> dict[str, Any]:
 
         from sandbox.intercom.models import Contact
         from sandbox.intercom.state import index_write
-        from tests.plugins.intercom_sandbox import DEFAULT_TOKEN, IntercomSandbox
+        from sandbox.intercom.responses_double import DEFAULT_TOKEN, IntercomSandbox
 
         firehose = _count_firehose()
         connector = _connector()

@@ -226,7 +226,7 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="bench-load-")
     database_url = args.database_url or f"sqlite:///{tmp}/load.sqlite3"
     setup_django(database_url, args.redis_url)
-    from tests.e2e.stack import free_port, running_stack, stack_env
+    from sandbox.stack import free_port, running_stack, stack_env
 
     if args.redis_url:
         import redis

@@ -193,7 +193,7 @@ def main() -> None:
         import responses
 
         from sync.models import IdentityLink, SyncLog
-        from tests.plugins.intercom_sandbox import IntercomSandbox
+        from sandbox.intercom.responses_double import IntercomSandbox
 
         firehose = _count_firehose()
         with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sync.identity import ACCOUNT_GROUP, LEAD_GROUP, OWN_GROUPS, USER_GROUP  # noqa: F401 - their home is sync/identity.py
+
 # Intercom contact field -> attribute name inside the Hull group (intercom_user/ or intercom_lead/).
 # The first three are read-only: they carry identity and must not be remapped away.
 CONTACT_INCOMING_FIELDS: list[tuple[str, str]] = [
@@ -44,11 +46,6 @@ COMPANY_INCOMING_FIELDS: list[tuple[str, str]] = [
     ("tags", "tags"),
 ]
 
-USER_GROUP = "intercom_user"
-LEAD_GROUP = "intercom_lead"
-ACCOUNT_GROUP = "intercom"
-# Attribute groups the connector writes itself: changes there never trigger a push (no loops).
-OWN_GROUPS = (USER_GROUP + "/", LEAD_GROUP + "/", ACCOUNT_GROUP + "/")
 
 # (hull attribute, intercom field), in priority order: external_id before email (DECISIONS.md).
 DEFAULT_CLAIMS: dict[str, list[tuple[str, str]]] = {

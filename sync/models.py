@@ -512,10 +512,8 @@ class WorkAttempt(models.Model):
     """One try at one unit of work (a notification, an export, a webhook delivery, a fetch step).
 
     Written when the try starts and closed when it ends, so a replay or a resume adds a row instead
-    of erasing what happened before (docs/lifecycle.md).
+    of erasing what happened before (docs/lifecycle.md). Deleted with its unit (retention).
     """
-
-    RETENTION_PERIOD = timedelta(days=14)
 
     class Outcome(models.TextChoices):
         RUNNING = "running", "Running"

@@ -1,7 +1,7 @@
 """django-q2 entry points: ids in, refetch, call one service. Names are stable (Schedule.func stores them).
 
 Each body imports its service lazily so the worker starts fast and import cycles stay impossible.
-Enqueue with `transaction.on_commit(lambda: async_task("sync.tasks.<name>", id))`.
+Enqueue with `sync.work.enqueue(<constant>, id, group=...)`: the task names are sync/work.py's constants.
 """
 
 from __future__ import annotations

@@ -46,6 +46,9 @@ PROCESS_NOTIFICATION = "sync.tasks.process_notification"
 PROCESS_EXPORT = "sync.tasks.process_export"
 PROCESS_WEBHOOK_DELIVERY = "sync.tasks.process_webhook_delivery"
 FETCH_STEP = "sync.tasks.fetch_step"
+PRUNE_SYNC_LOGS = "sync.tasks.prune_sync_logs"
+REPORT_STATUSES = "sync.tasks.report_statuses"
+REQUEUE_STALE_WORK = "sync.tasks.requeue_stale_work"
 
 Unit = Union[HullNotification, WebhookDelivery]
 

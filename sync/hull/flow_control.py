@@ -55,9 +55,10 @@ def intercom_budget_remaining(connector: Connector) -> int | None:
     lookup = _budget_lookup()
     if lookup is None or not connector.is_intercom_connected:
         return None
-    workspace_key = connector.intercom_workspace_id or f"connector-{connector.pk}"
+    from sync.identity import workspace_key
+
     try:
-        return lookup(workspace_key)
+        return lookup(workspace_key(connector))
     except Exception:  # noqa: BLE001 - flow control must answer even if the budget store is down
         logger.exception("hull.flow-control.budget-unavailable", extra={"connector": connector.pk})
         return None

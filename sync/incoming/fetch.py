@@ -604,25 +604,19 @@ def _finish(cursor: SyncCursor, status: str) -> None:
 def _halt(cursor: SyncCursor, exc: Any, *, chain: bool) -> StepResult:
     """Rate limited: record the halt, resume this same page at the reset time (STYLE.md 7).
     Token refused: the connector is marked and the run waits for Intercom to be connected again."""
+    what = f"{cursor.get_kind_display().lower()} of {cursor.stream}"
+    resume_at: datetime | None = None
     if token_refused(exc):
         connector_token_refused(cursor.connector, exc)
-        cursor.status = SyncCursor.Status.HALTED
+        reason = SyncLog.Reason.INTERCOM_UNAUTHORIZED
         cursor.last_error = f"halted: Intercom refused the token ({exc}). {TOKEN_REFUSED_ACTION}."
-        cursor.save(update_fields=["status", "last_error", "updated_at"])
-        log_outcome(
-            cursor.connector,
-            direction=Direction.INCOMING,
-            entity=SyncLog.EntityType.ACCOUNT if cursor.stream == SyncCursor.Stream.COMPANIES else ROLE_FOR_STREAM[cursor.stream],
-            status=SyncLog.Status.HALTED,
-            action="incoming.job.halted",
-            reason=SyncLog.Reason.INTERCOM_UNAUTHORIZED,
-            message=f"Intercom refused the access token: {cursor.get_kind_display().lower()} of {cursor.stream} waits. {TOKEN_REFUSED_ACTION}.",
-            data={"kind": cursor.kind, "stream": cursor.stream},
-        )
-        return StepResult("halted")
-    resume_at = resume_time(exc) or timezone.now() + RATE_LIMIT_FALLBACK
+        message = f"Intercom refused the access token: {what} waits. {TOKEN_REFUSED_ACTION}."
+    else:
+        resume_at = resume_time(exc) or timezone.now() + RATE_LIMIT_FALLBACK
+        reason = SyncLog.Reason.RATE_LIMITED
+        cursor.last_error = f"halted: rate_limited until {resume_at.isoformat()}"
+        message = f"Intercom rate limit reached; {what} resumes at {resume_at.isoformat()}."
     cursor.status = SyncCursor.Status.HALTED
-    cursor.last_error = f"halted: rate_limited until {resume_at.isoformat()}"
     cursor.save(update_fields=["status", "last_error", "updated_at"])
     log_outcome(
         cursor.connector,
@@ -630,11 +624,11 @@ def _halt(cursor: SyncCursor, exc: Any, *, chain: bool) -> StepResult:
         entity=SyncLog.EntityType.ACCOUNT if cursor.stream == SyncCursor.Stream.COMPANIES else ROLE_FOR_STREAM[cursor.stream],
         status=SyncLog.Status.HALTED,
         action="incoming.job.halted",
-        reason=SyncLog.Reason.RATE_LIMITED,
-        message=f"Intercom rate limit reached; {cursor.get_kind_display().lower()} of {cursor.stream} resumes at {resume_at.isoformat()}.",
-        data={"kind": cursor.kind, "stream": cursor.stream, "resume_at": resume_at.isoformat()},
+        reason=reason,
+        message=message,
+        data={"kind": cursor.kind, "stream": cursor.stream, **({"resume_at": resume_at.isoformat()} if resume_at else {})},
     )
-    if chain:
+    if chain and resume_at is not None:
         _schedule_resume(cursor, resume_at)
     return StepResult("halted")
 

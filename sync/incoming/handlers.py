@@ -150,7 +150,7 @@ def contact_tag_changed(ctx: IncomingContext, note: IntercomNotification, *, add
         log_incoming_skip(
             ctx,
             entity=SyncLog.EntityType.EVENT,
-            reason="tag_is_segment",
+            reason=SyncLog.Reason.TAG_IS_SEGMENT,
             message=f"Tag {tag_name!r} mirrors a Hull segment and tags are not mapped: nothing to write.",
             intercom_id=str(contact["id"]),
             delivery=ctx.delivery,
@@ -170,7 +170,7 @@ def contact_deleted(ctx: IncomingContext, note: IntercomNotification, *, role: s
         log_incoming_skip(
             ctx,
             entity=entity,
-            reason="mark_deleted_users_off",
+            reason=SyncLog.Reason.MARK_DELETED_USERS_OFF,
             message="Intercom deleted or archived this contact; Mark Deleted Users is off.",
             intercom_id=intercom_id,
             delivery=ctx.delivery,
@@ -218,7 +218,7 @@ def company_deleted(ctx: IncomingContext, note: IntercomNotification) -> Outcome
         log_incoming_skip(
             ctx,
             entity=SyncLog.EntityType.ACCOUNT,
-            reason="mark_deleted_accounts_off",
+            reason=SyncLog.Reason.MARK_DELETED_ACCOUNTS_OFF,
             message="Intercom deleted this company; Mark Deleted Accounts is off.",
             intercom_id=intercom_id,
             delivery=ctx.delivery,
@@ -256,7 +256,7 @@ def conversation_event(ctx: IncomingContext, note: IntercomNotification, *, even
         log_incoming_skip(
             ctx,
             entity=SyncLog.EntityType.EVENT,
-            reason="no_contact",
+            reason=SyncLog.Reason.NO_CONTACT,
             message=f"{note.topic}: the conversation names no user or lead.",
             delivery=ctx.delivery,
         )
@@ -366,13 +366,13 @@ def _known_role(ctx: IncomingContext, intercom_id: str) -> str | None:
 
 def _role_from_intercom(ctx: IncomingContext, intercom_id: str) -> str | None:
     """Last resort for an event's profile: the contact's role from Intercom (one API call)."""
-    from sync.intercom.errors import IntercomApiError, IntercomRateLimited
+    from sync.intercom.errors import IntercomApiError
+    from sync.work import reraise_halt
 
     try:
         contact = ctx.intercom.get_contact(intercom_id)
-    except IntercomRateLimited:
-        raise  # the delivery is retried after the reset, not processed with a guessed role
-    except IntercomApiError:
+    except IntercomApiError as exc:
+        reraise_halt(exc)  # rate limit, refused token: the delivery waits, not processed with a guessed role
         return None
     return contact_role(contact or {})
 
@@ -381,7 +381,7 @@ def _skip_no_id(ctx: IncomingContext, note: IntercomNotification, *, entity: str
     log_incoming_skip(
         ctx,
         entity=entity,
-        reason="no_intercom_id",
+        reason=SyncLog.Reason.NO_INTERCOM_ID,
         message=f"{note.topic}: the payload carries no Intercom id.",
         data={"topic": note.topic},
         delivery=ctx.delivery,

@@ -39,12 +39,14 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.defaults import ACCOUNT_GROUP, LEAD_GROUP, USER_GROUP
-
-LEGACY_GROUP = ACCOUNT_GROUP  # "intercom": the legacy connector wrote users and leads here too.
-LEGACY_ANONYMOUS_PREFIX = "intercom:"
-# A Hull user holding one of these has an Intercom user profile: the script prefers its traits.
-USER_ANONYMOUS_PREFIX = "intercom-user:"
+from sync.identity import (  # noqa: F401 - LEGACY_ANONYMOUS_PREFIX: imported from here too
+    LEAD_GROUP,
+    LEGACY_ANONYMOUS_PREFIX,
+    LEGACY_GROUP,
+    USER_ANONYMOUS_PREFIX,  # a Hull user holding one has an Intercom user profile: its traits win
+    USER_GROUP,
+    legacy_anonymous_id,
+)
 
 _GROUP_FOR_TARGET = {"user": USER_GROUP, "lead": LEAD_GROUP}
 
@@ -59,10 +61,6 @@ class LegacyUpdate:
     def __bool__(self) -> bool:
         return bool(self.traits or self.anonymous_ids)
 
-
-def legacy_anonymous_id(identifier: str) -> str:
-    """The legacy connector's anonymous id for an Intercom id or a 1.x user_id."""
-    return f"{LEGACY_ANONYMOUS_PREFIX}{identifier}"
 
 
 def legacy_contact_update(

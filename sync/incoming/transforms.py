@@ -13,23 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync.defaults import ACCOUNT_GROUP, LEAD_GROUP, USER_GROUP
+from sync.identity import company_anonymous_id, contact_anonymous_id, lead_visitor_anonymous_ids
 from sync.incoming.context import IncomingContext
 from sync.incoming.payloads import V1_MARK, dotted_get
 from sync.mapping import claim_rows, map_incoming, mapping_rows
 from sync.intercom.errors import IntercomNotFound
 from sync.models import Direction
-from sync.services.snippet import lead_visitor_anonymous_ids
 
 GROUP_FOR_ROLE = {"user": USER_GROUP, "lead": LEAD_GROUP}
 logger = logging.getLogger(__name__)
-
-
-def contact_anonymous_id(role: str, intercom_id: str) -> str:
-    return f"intercom-{role}:{role}-{intercom_id}"
-
-
-def company_anonymous_id(intercom_id: str) -> str:
-    return f"intercom:{intercom_id}"
 
 
 @dataclass

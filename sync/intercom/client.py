@@ -156,9 +156,11 @@ class IntercomClient:
 
     @classmethod
     def for_connector(cls, connector: Connector, **kwargs: Any) -> IntercomClient:
+        from sync.identity import workspace_key
+
         return cls(
             connector.intercom_access_token,
-            workspace_key=connector.intercom_workspace_id or f"connector-{connector.pk}",
+            workspace_key=workspace_key(connector),
             base_url=intercom_api_base(connector),
             **kwargs,
         )

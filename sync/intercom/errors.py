@@ -116,8 +116,9 @@ class IntercomPaginationLoop(IntercomApiError):
     (airbyte#69149: a workspace of 253 companies read as 4 million records). Stopped, not retried."""
 
 
-# What stops a whole outgoing batch (it resumes later, or fails as a whole when the token is
-# refused) instead of ending in the one entity's error row.
+# What stops a whole batch instead of ending in the one entity's error row. The lifecycle decides
+# with `sync.work.classify` / `sync.work.reraise_halt` (HALT); this tuple is the same set, kept for
+# code written against it before sync/work.py.
 BATCH_HALTING_ERRORS: tuple[type[IntercomApiError], ...] = (IntercomRateLimited, IntercomUnauthorized, IntercomOutcomeUnknown)
 
 

@@ -13,15 +13,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sync.intercom.errors import BATCH_HALTING_ERRORS, IntercomApiError
+from sync.intercom.errors import IntercomApiError
 from sync.mapping import build_outgoing_attributes, claim_rows, coerce_standard_value, map_incoming
 from sync.models import Entity, SyncLog
 from sync.outgoing.context import OutgoingContext
 from sync.outgoing.links import call_with_attribute_retry, link_for, link_save, payload_hash
 from sync.outgoing.routing import SkipReason, skip_message
 from sync.outgoing.tags import TagChanges, company_tags_sync, tags_attribute
+from sync.identity import company_anonymous_id
+from sync.work import reraise_halt
 
-COMPANY_ANONYMOUS_PREFIX = "intercom:"
 
 
 @dataclass
@@ -54,7 +55,7 @@ def company_write_back(
         before = traits.get(attribute)
         before = before.get("value") if isinstance(before, dict) else before
         traits[attribute] = tags.final_names(before or [])
-    claims: dict[str, Any] = {"anonymous_id": f"{COMPANY_ANONYMOUS_PREFIX}{company['id']}"}
+    claims: dict[str, Any] = {"anonymous_id": company_anonymous_id(str(company["id"]))}
     if account.get("id"):
         claims["id"] = account["id"]
     for claim in claim_rows(ctx.connector, Entity.COMPANY):
@@ -100,10 +101,9 @@ def account_sync(
             company = call_with_attribute_retry(
                 ctx, model="company", call=lambda: ctx.intercom.upsert_company(payload), custom_sources=attrs.custom_sources
             )
-        except BATCH_HALTING_ERRORS:
-            raise
         except IntercomApiError as exc:
-            ctx.log("account", SyncLog.Status.ERROR, reason="intercom_error", message=exc.message, data=data, **common)
+            reraise_halt(exc)  # a rate limit, a refused token, a lost answer: the whole batch waits
+            ctx.log("account", SyncLog.Status.ERROR, reason=SyncLog.Reason.INTERCOM_ERROR, message=exc.message, data=data, **common)
             return CompanyOutcome(SyncLog.Status.ERROR)
         intercom_id = str(company["id"])
         link_save(

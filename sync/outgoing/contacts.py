@@ -24,7 +24,6 @@ from typing import Any
 from sync.defaults import LEAD_GROUP, USER_GROUP
 from sync.incoming.legacy import legacy_contact_update
 from sync.intercom.errors import (
-    BATCH_HALTING_ERRORS,
     IntercomApiError,
     IntercomConflict,
     IntercomNotFound,
@@ -38,10 +37,11 @@ from sync.outgoing.links import call_with_attribute_retry, link_for, link_forget
 from sync.outgoing.locks import UNSETTLED_FOR, IdentityLockTimeout, identity_keys, identity_lock, normalise_email
 from sync.outgoing.routing import LEAD, USER, SkipReason, matches_filter, message_field, segment_ids, skip_message
 from sync.outgoing.tags import TagChanges, contact_tags_sync, tags_attribute
+from sync.identity import contact_anonymous_id
+from sync.work import reraise_halt
 
 GROUP_FOR_TARGET = {USER: USER_GROUP, LEAD: LEAD_GROUP}
 # The anonymous ids Hull's connector gives Intercom contacts (DECISIONS.md "Identity").
-ANONYMOUS_ID_FORMAT = {USER: "intercom-user:user-{id}", LEAD: "intercom-lead:lead-{id}"}
 SEARCH_PAGE = 5  # enough to tell one match from several, and to name a few candidates
 
 
@@ -241,9 +241,8 @@ def _convert_lead(ctx: OutgoingContext, *, target: str, intercom_id: str, user: 
         return None
     try:
         ctx.intercom.merge_contacts(lead_id=lead_id, user_id=intercom_id)
-    except BATCH_HALTING_ERRORS:
-        raise
     except IntercomApiError as exc:
+        reraise_halt(exc)  # a rate limit, a refused token, a lost answer: the whole batch waits
         # Not marked converted (Hull's connector did, even on failure): the next push tries again.
         return {"converted": False, "lead_id": lead_id, "error": exc.message}
     link_forget(ctx.connector, Entity.LEAD, intercom_id=lead_id)
@@ -252,7 +251,7 @@ def _convert_lead(ctx: OutgoingContext, *, target: str, intercom_id: str, user: 
 
 def contact_claims(ctx: OutgoingContext, *, target: str, intercom_id: str, user: Mapping[str, Any], contact: Mapping[str, Any] | None) -> dict:
     """Hull identity for the write-back: the Hull id we know, plus Intercom's claims and anonymous id."""
-    claims: dict[str, Any] = {"anonymous_id": ANONYMOUS_ID_FORMAT[target].format(id=intercom_id)}
+    claims: dict[str, Any] = {"anonymous_id": contact_anonymous_id(target, intercom_id)}
     if user.get("id"):
         claims["id"] = user["id"]
     source = contact if contact is not None else {}
@@ -331,9 +330,8 @@ def _link_company(ctx: OutgoingContext, *, message: Any, target: str, intercom_i
         return {"company": outcome.intercom_id, "attached": "already"}
     try:
         ctx.intercom.attach_company(intercom_id, outcome.intercom_id)
-    except BATCH_HALTING_ERRORS:
-        raise
     except IntercomApiError as exc:
+        reraise_halt(exc)  # a rate limit, a refused token, a lost answer: the whole batch waits
         return {"company": outcome.intercom_id, "error": exc.message}
     return {"company": outcome.intercom_id, "attached": True}
 
@@ -422,9 +420,8 @@ def contact_sync(ctx: OutgoingContext, *, message: Any, target: str) -> ContactO
         return fail(SyncLog.Status.ERROR, "ambiguous_identity", str(exc), {"candidates": exc.candidates})
     except IdentityLockTimeout as exc:
         return fail(SyncLog.Status.ERROR, "identity_busy", f"Another push of this contact did not finish: {exc}")
-    except BATCH_HALTING_ERRORS:
-        raise
     except IntercomApiError as exc:
+        reraise_halt(exc)  # a rate limit, a refused token, a lost answer: the whole batch waits
         failed = dict(getattr(exc, "push_data", None) or {})
         failed["error"] = exc.message
         return fail(SyncLog.Status.ERROR, "intercom_error", exc.message, failed)

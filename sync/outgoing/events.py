@@ -16,11 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.intercom.errors import BATCH_HALTING_ERRORS, IntercomApiError
+from sync.intercom.errors import IntercomApiError
 from sync.mapping import to_unix_seconds
 from sync.models import SyncLog
 from sync.outgoing.context import OutgoingContext
 from sync.outgoing.routing import SKIP_MESSAGES, SkipReason, event_whitelisted
+from sync.work import reraise_halt
 
 METADATA_MAX_KEYS = 10  # Intercom silently drops keys past the tenth; we choose and log instead
 EVENT_NAME_LIMIT = 255
@@ -129,11 +130,10 @@ def events_send(
             data["trimmed_metadata"] = payload.trimmed
         try:
             ctx.intercom.create_event(payload.body)
-        except BATCH_HALTING_ERRORS:
-            raise
         except IntercomApiError as exc:
+            reraise_halt(exc)  # a rate limit, a refused token, a lost answer: the whole batch waits
             rows.append(
-                ctx.log("event", SyncLog.Status.ERROR, reason="intercom_error", message=exc.message, intercom_id=contact_id, data=data, **common)
+                ctx.log("event", SyncLog.Status.ERROR, reason=SyncLog.Reason.INTERCOM_ERROR, message=exc.message, intercom_id=contact_id, data=data, **common)
             )
             continue
         message_text = f"Metadata trimmed to Intercom's limits: {', '.join(payload.trimmed)}" if payload.trimmed else ""

@@ -102,7 +102,7 @@ def _run_guarded(ctx: OutgoingContext, message: Any) -> None:
         ctx.log(
             "account" if message_field(message, "user") is None else USER,
             SyncLog.Status.ERROR,
-            reason="internal_error",
+            reason=SyncLog.Reason.INTERNAL_ERROR,
             message=f"{type(exc).__name__}: {exc}",
             **_entity_fields(message),
         )

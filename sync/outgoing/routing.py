@@ -25,7 +25,8 @@ from typing import Any
 
 from sync.defaults import ACCOUNT_GROUP, LEAD_GROUP, OWN_GROUPS, USER_GROUP
 from sync.mapping import outgoing_hull_attributes
-from sync.models import Connector, Entity, IdentityLink
+from sync.models import Connector, Entity, IdentityLink, SyncLog
+from sync.identity import OWN_ANONYMOUS_PREFIXES
 
 ALL_SEGMENTS = frozenset({"ALL", "all_segments"})
 ALL_EVENTS = "all_events"
@@ -33,24 +34,8 @@ ALL_EVENTS = "all_events"
 USER, LEAD, COMPANY, SKIP = "user", "lead", "company", "skip"
 
 
-class SkipReason:
-    """Stable reason codes on `SyncLog.reason` for outgoing skips (the message text says more)."""
-
-    NOT_CONFIGURED = "not_configured"
-    NOT_IN_SEGMENT = "not_in_segment"
-    DELETED = "deleted"
-    NO_BATCH_TYPE = "no_batch_type"
-    NO_OUTGOING_ATTRIBUTES = "no_outgoing_attributes"
-    NO_CHANGES = "no_changes"
-    NO_MAPPED_CHANGES = "no_mapped_changes"
-    OWN_CHANGES_ONLY = "own_changes_only"
-    IDENTICAL_PAYLOAD = "identical_payload"
-    MISSING_IDENTITY = "missing_identity"
-    # events
-    EVENTS_OFF = "events_off"
-    EVENT_NOT_WHITELISTED = "event_not_whitelisted"
-    EVENT_FROM_INTERCOM = "event_from_intercom"
-    CONTACT_NOT_SYNCED = "contact_not_synced"
+# The outgoing skip reasons: members of the one enum of reasons, `SyncLog.Reason` (both directions).
+SkipReason = SyncLog.Reason
 
 
 # Hull's own skip texts (reference §3.1), so support finds the familiar wording in the logs.
@@ -139,7 +124,6 @@ def event_whitelisted(connector: Connector, name: str) -> bool:
 _INDEX_SUFFIX = re.compile(r"\[\d+\]$")
 
 
-OWN_ANONYMOUS_PREFIXES = ("intercom-user:", "intercom-lead:", "intercom:")
 
 
 def _own_alias(key: str, diff: Any) -> bool:

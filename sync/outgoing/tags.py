@@ -15,10 +15,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.intercom.errors import BATCH_HALTING_ERRORS, IntercomApiError, IntercomNotFound
+from sync.intercom.errors import IntercomApiError, IntercomNotFound
 from sync.mapping import mapping_rows
 from sync.models import Direction, Entity
 from sync.outgoing.context import OutgoingContext
+from sync.work import reraise_halt
 
 
 @dataclass
@@ -83,9 +84,8 @@ def contact_tags_sync(
             if on_contact is None or tag_id not in on_contact:
                 ctx.intercom.tag_contact(contact_id, tag_id)
             result.added.append(ctx.tags.name_for(tag_id) or name.strip())  # Intercom's spelling
-        except BATCH_HALTING_ERRORS:
-            raise
         except IntercomApiError as exc:
+            reraise_halt(exc)  # a rate limit, a refused token, a lost answer: the whole batch waits
             result.errors.append(f"tag {name!r}: {exc.message}")
     for name in remove:
         tag_id = ctx.tags.id_for(name)
@@ -96,9 +96,8 @@ def contact_tags_sync(
             result.removed.append(name)
         except IntercomNotFound:
             result.removed.append(name)
-        except BATCH_HALTING_ERRORS:
-            raise
         except IntercomApiError as exc:
+            reraise_halt(exc)  # a rate limit, a refused token, a lost answer: the whole batch waits
             result.errors.append(f"untag {name!r}: {exc.message}")
     return result
 
@@ -116,9 +115,8 @@ def company_tags_sync(
         try:
             ctx.intercom.tag_companies(name.strip(), [company_id])
             result.added.append(name.strip())
-        except BATCH_HALTING_ERRORS:
-            raise
         except IntercomApiError as exc:
+            reraise_halt(exc)  # a rate limit, a refused token, a lost answer: the whole batch waits
             result.errors.append(f"tag {name!r}: {exc.message}")
     for name in remove:
         if ctx.tags.id_for(name) is None:
@@ -126,8 +124,7 @@ def company_tags_sync(
         try:
             ctx.intercom.tag_companies(name, [company_id], untag=True)
             result.removed.append(name)
-        except BATCH_HALTING_ERRORS:
-            raise
         except IntercomApiError as exc:
+            reraise_halt(exc)  # a rate limit, a refused token, a lost answer: the whole batch waits
             result.errors.append(f"untag {name!r}: {exc.message}")
     return result

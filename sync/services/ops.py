@@ -224,7 +224,9 @@ def _check_webhook_url(result: ConnectorCheck, connector: Connector) -> None:
 def _check_budget(result: ConnectorCheck, connector: Connector) -> None:
     from sync.intercom.budget import budget_remaining
 
-    key = connector.intercom_workspace_id or f"connector-{connector.pk}"
+    from sync.identity import workspace_key
+
+    key = workspace_key(connector)
     remaining = budget_remaining(key)
     if remaining is None:
         result.add("rate budget", OK, "Intercom rate budget: no call recorded in the current window.")

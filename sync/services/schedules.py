@@ -6,11 +6,13 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from sync.work import PRUNE_SYNC_LOGS, REPORT_STATUSES, REQUEUE_STALE_WORK
+
 # name -> (task, minutes between runs)
 GLOBAL_SCHEDULES: dict[str, tuple[str, int]] = {
-    "prune-sync-logs": ("sync.tasks.prune_sync_logs", 24 * 60),  # once a day
-    "hull-status-report": ("sync.tasks.report_statuses", 5),  # Hull polls /status every 5 minutes
-    "requeue-stale-work": ("sync.tasks.requeue_stale_work", 5),  # work a dead worker left behind
+    "prune-sync-logs": (PRUNE_SYNC_LOGS, 24 * 60),  # once a day
+    "hull-status-report": (REPORT_STATUSES, 5),  # Hull polls /status every 5 minutes
+    "requeue-stale-work": (REQUEUE_STALE_WORK, 5),  # work a dead worker left behind
 }
 
 

@@ -34,10 +34,10 @@ from typing import Any
 from django.conf import settings
 
 from sync.defaults import OWN_GROUPS
-from sync.incoming.legacy import LEGACY_ANONYMOUS_PREFIX
+from sync.identity import LEAD_ANONYMOUS_PREFIX as _LEAD_PREFIX, LEGACY_ANONYMOUS_PREFIX, lead_anonymous_id, lead_visitor_anonymous_ids  # noqa: F401
 from sync.models import Connector, Direction, Entity, FieldMapping
 
-LEAD_ANONYMOUS_PREFIX = "intercom-lead:lead-"
+LEAD_ANONYMOUS_PREFIX = _LEAD_PREFIX + "lead-"  # what the browser snippet puts before a visitor id
 SNIPPET_SOURCE = Path(__file__).resolve().parent.parent.parent / "webhooks" / "static" / "webhooks" / "ship.js"
 CONFIG_PLACEHOLDER = "__HULL_INTERCOM_CONFIG__"
 # Browsers re-validate after this long; a 304 costs a few bytes. Short, because pausing the
@@ -51,25 +51,6 @@ INTERCOM_TIMEOUT_MS = 5_000
 _MESSENGER_NAMES = {"external_id": "user_id", "signed_up_at": "created_at"}
 _NOT_FROM_THE_BROWSER = {"role", "owner_id", "unsubscribed_from_emails"}
 _NOT_HULL_JS_PREFIXES = (*OWN_GROUPS, "account.", "account/")
-
-
-def lead_anonymous_id(identifier: str) -> str:
-    """The anonymous id of an Intercom lead in Hull (DECISIONS.md), from its contact id or visitor id."""
-    return f"{LEAD_ANONYMOUS_PREFIX}{identifier}"
-
-
-def lead_visitor_anonymous_ids(contact: Mapping[str, Any]) -> list[str]:
-    """Extra anonymous ids an incoming lead carries so the snippet's alias finds it.
-
-    `contact` is the normalised v2 contact (a 1.x `user_id` is already `external_id`). Users get
-    none: their `external_id` is the customer's own user id, an identity claim, not a visitor id.
-    """
-    if contact.get("role") != "lead":
-        return []
-    visitor_id = contact.get("external_id")
-    if visitor_id in (None, "") or str(visitor_id) == str(contact.get("id") or ""):
-        return []
-    return [lead_anonymous_id(str(visitor_id))]
 
 
 @lru_cache(maxsize=1)

@@ -23,7 +23,7 @@ from collections import Counter
 import pytest
 import requests
 
-from tests.e2e.stack import PYTHON, ROOT, free_port, running_stack, stack_env
+from sandbox.stack import PYTHON, ROOT, free_port, running_stack, stack_env
 from tests.e2e.test_scale_out import database_url, private_redis_url
 
 pytestmark = [

@@ -23,7 +23,7 @@ import pytest
 import requests
 from django.db import connection
 
-from tests.e2e.stack import PYTHON, ROOT, free_port, running_stack, stack_env
+from sandbox.stack import PYTHON, ROOT, free_port, running_stack, stack_env
 from webhooks.intercom_auth import intercom_signature
 from webhooks.metrics import metric_samples
 

@@ -1,6 +1,6 @@
 """Start the real deployment shape on loopback: gunicorn (N workers) + M `manage.py qcluster`.
 
-Used by the scale-out test and by bench/load.py. Every process is started in its own session and
+Used by the end-to-end tests (tests/e2e/) and by bench/load.py, which must not import from tests/. Every process is started in its own session and
 is always stopped (SIGTERM, then SIGKILL) when the context exits, whatever happened.
 """
 
@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
 
@@ -115,7 +115,7 @@ def running_stack(
         stack.start(
             "web",
             [
-                PYTHON, "-m", "gunicorn", "tests.e2e.probe_wsgi:application",
+                PYTHON, "-m", "gunicorn", "sandbox.probe_wsgi:application",
                 "--workers", str(web_workers), "--bind", f"127.0.0.1:{port}",
                 "--timeout", "60", "--graceful-timeout", "5", "--log-level", "warning",
             ],

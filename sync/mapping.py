@@ -231,12 +231,9 @@ def build_outgoing_attributes(
         elif target in standard:
             result.payload[target] = coerce_standard_value(target, value)
             continue
+        # Typed as Hull has it, for companies too: Intercom types custom attributes by their
+        # `data_type` (created typed from the value), and a null clears the value (docs/outgoing.md).
         coerced, truncated = coerce_custom_value(value, hull_attribute=row.hull_attribute)
-        if entity == Entity.COMPANY:
-            # Intercom's 2.15 contract types company custom attributes as strings only.
-            if coerced is None:
-                continue
-            coerced = ("true" if coerced else "false") if isinstance(coerced, bool) else str(coerced)
         custom[target] = coerced
         result.custom_sources[target] = (row.hull_attribute, value)
         if truncated:

@@ -206,3 +206,33 @@ def test_two_threads_pushing_the_same_new_lead_at_once_make_one_lead(connector, 
     assert len(intercom_sandbox.contacts(role="lead")) == 1
     assert SyncLog.objects.filter(status=SyncLog.Status.SUCCESS).count() == 2
     assert IdentityLink.objects.filter(entity=Entity.LEAD).count() == 1
+
+
+# --- company custom attributes: typed, and null clears -------------------------------------------
+
+
+def test_company_custom_attributes_are_sent_typed_and_a_null_clears_the_value(connector, intercom_sandbox, recording_firehose):
+    connector.synchronized_account_segments = ["accounts"]
+    connector.tag_companies = False
+    connector.save()
+    for name in ("seats", "paying", "score", "tier"):
+        add_mapping(connector, Entity.COMPANY, name, name)
+    intercom_sandbox.add_data_attribute("tier", model="company")
+    account = {"id": "a1", "external_id": "acme", "seats": 12, "paying": True, "score": 4.5, "tier": "gold"}
+    changes = {"account": {"seats": [None, 12]}}
+    push_account = lambda acc: notification_process(  # noqa: E731
+        notification=store_notification(
+            connector, [{"message_id": f"m-{acc['tier']}", "account": acc, "account_segments": [segment("accounts")], "changes": changes}],
+            channel="account:update",
+        )
+    )
+    push_account(account)
+    [company] = intercom_sandbox.companies()
+    assert company["custom_attributes"] == {"seats": 12, "paying": True, "score": 4.5, "tier": "gold"}
+    types = {a["name"]: a["data_type"] for a in intercom_sandbox.data_attributes(model="company")}
+    assert (types["seats"], types["paying"], types["score"]) == ("integer", "boolean", "float")
+
+    push_account({**account, "tier": None})
+    [company] = intercom_sandbox.companies()
+    assert company["custom_attributes"]["tier"] is None
+    assert not SyncLog.objects.filter(status=SyncLog.Status.ERROR).exists()

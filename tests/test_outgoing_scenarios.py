@@ -328,14 +328,15 @@ def test_s6_account_update_upserts_the_company_with_tags(connector, intercom_san
     notification_process(notification=store_notification(connector, [message], channel="account:update"))
 
     [company] = intercom_sandbox.companies()
-    upsert = intercom_sandbox.calls[0]
-    assert (upsert.method, upsert.path) == ("POST", "/companies")
+    # The company's custom attribute types are read first: values are sent as Intercom types them.
+    assert [(c.method, c.path) for c in intercom_sandbox.calls[:2]] == [("GET", "/data_attributes"), ("POST", "/companies")]
+    upsert = intercom_sandbox.calls[1]
     assert upsert.body == {
         "website": "rei.com",
         "monthly_spend": 500,
         "size": 50,
         "company_id": "account_external_id_1",
-        "custom_attributes": {"custom_monthly_spend": "500"},  # the 2.15 contract: company custom values are strings
+        "custom_attributes": {"custom_monthly_spend": "500"},  # a string attribute in Intercom: sent as a string
     }
     tag_posts = [c.body for c in intercom_sandbox.calls if c.method == "POST" and c.path == "/tags"]
     assert tag_posts == [
@@ -375,8 +376,8 @@ def test_s10_ship_update_creates_the_missing_outgoing_attributes(connector, inte
         {"name": "last_login_at", "model": "contact", "data_type": "date"},
         {"name": "lead job title", "model": "contact", "data_type": "string"},
         {"name": "company description", "model": "company", "data_type": "string"},
-        # company custom attributes are strings in Intercom's 2.15 contract
-        {"name": "trial_ends_at", "model": "company", "data_type": "string"},
+        # typed like the contact's: Intercom types company custom attributes by data_type too
+        {"name": "trial_ends_at", "model": "company", "data_type": "date"},
     ]
     assert recording_firehose.records == []
     notification.refresh_from_db()

@@ -28,7 +28,7 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 SPEC_FILE = Path(__file__).resolve().parent / "openapi" / "api.intercom.io-2.15.yaml"
 SERVER = "https://api.intercom.io"
-GAPS_VERSION = 1  # bump when _patch_known_gaps changes (invalidates the on-disk cache)
+GAPS_VERSION = 2  # bump when _patch_known_gaps changes (invalidates the on-disk cache)
 
 
 class ContractViolation(AssertionError):
@@ -62,6 +62,11 @@ def _patch_known_gaps(spec: dict) -> dict:
       nested-search example does); 2.15 types `value` as "all groups" oneOf "all filters".
     - Event metadata values may be strings, numbers, rich links `{url, value}` and monetary amounts
       `{amount, currency}` (reference §6.1); 2.15 says strings only.
+    - Company custom attribute values: 2.15 says strings only, yet its own examples for the same
+      schemas send and return `paid_subscriber: true`, `monthly_spend: 155.5`, `team_mates: 9`
+      (values are typed by the attribute's `data_type`), and a null clears a value as it does for
+      contacts (whose `custom_attributes` 2.15 leaves untyped). Widened to string, number, boolean
+      and null, nothing more (no objects or lists).
     """
     schemas = spec["components"]["schemas"]
     schemas["multiple_filter_search_request"]["properties"]["value"] = {
@@ -76,6 +81,9 @@ def _patch_known_gaps(spec: dict) -> dict:
     schemas["create_data_event_request"]["properties"]["metadata"]["additionalProperties"] = {
         "anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "object"}]
     }
+    typed_value = {"anyOf": [{"type": "string", "nullable": True}, {"type": "number"}, {"type": "boolean"}]}
+    for name in ("create_or_update_company_request", "update_company_request", "company"):
+        schemas[name]["properties"]["custom_attributes"]["additionalProperties"] = typed_value
     return spec
 
 

@@ -83,9 +83,8 @@ class IntercomSandbox:
             self._check(validate_request, contract_request)
         try:
             faults = not self.fault_only or (request.method, path) in self.fault_only
-            status, response_headers, payload = api.handle_request(
-                request.method, path, dict(query_pairs), headers, body, faults=faults
-            )
+            extra = {} if faults else {"faults": False}  # tests may wrap handle_request with the old signature
+            status, response_headers, payload = api.handle_request(request.method, path, dict(query_pairs), headers, body, **extra)
         except api.AnswerLost as lost:
             # The work is done; the client waits for an answer that never comes.
             call.status = 0

@@ -41,11 +41,7 @@ def _type_for_mapping(hull_attribute: str) -> str:
 
 def data_attribute_create(*, intercom: Any, model: str, name: str, hull_attribute: str = "", value: Any = None) -> bool:
     """Create one custom attribute typed from the Hull value; False when Intercom says it exists."""
-    if model == "company":
-        # Intercom's 2.15 contract only admits string values for company custom attributes, so
-        # a typed company attribute could never be written: companies get strings.
-        data_type = "string"
-    elif value is not None:
+    if value is not None:
         data_type = intercom_data_type(value, hull_attribute=hull_attribute)
     else:
         data_type = _type_for_mapping(hull_attribute)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sync.intercom.errors import IntercomApiError
-from sync.mapping import build_outgoing_attributes, claim_rows, coerce_standard_value, map_incoming
+from sync.mapping import build_outgoing_attributes, claim_rows, coerce_standard_value, map_incoming, to_unix_seconds
 from sync.models import Entity, SyncLog
 from sync.outgoing.context import OutgoingContext
 from sync.outgoing.links import call_with_attribute_retry, link_for, link_save, payload_hash
@@ -32,9 +32,56 @@ class CompanyOutcome:
     company: dict | None = None
 
 
+def _attribute_types(ctx: OutgoingContext) -> dict[str, str]:
+    """The workspace's company custom attributes and their `data_type`, once per outgoing run."""
+    cached = getattr(ctx, "_company_attribute_types", None)
+    if cached is None:
+        answer = ctx.intercom.list_data_attributes("company")
+        cached = {
+            str(a.get("name")): str(a.get("data_type") or "")
+            for a in answer.get("data") or []
+            if isinstance(a, Mapping) and a.get("custom", True)
+        }
+        ctx._company_attribute_types = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def _as_type(value: Any, data_type: str) -> Any:
+    """A Hull value as Intercom's attribute type wants it; unchanged when it cannot be (Intercom
+    then refuses it and the account's error row says why). None stays None: it clears the value."""
+    if value is None:
+        return None
+    try:
+        if data_type == "string":
+            return ("true" if value else "false") if isinstance(value, bool) else str(value)
+        if data_type == "integer" and not isinstance(value, bool):
+            number = float(value)
+            return int(number) if number.is_integer() else value
+        if data_type == "float" and not isinstance(value, bool):
+            return float(value)
+        if data_type == "boolean" and isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        if data_type == "date" and not isinstance(value, (int, float)):
+            seconds = to_unix_seconds(value)
+            return value if seconds is None else seconds
+    except (TypeError, ValueError):
+        return value
+    return value
+
+
+def typed_custom_attributes(ctx: OutgoingContext, custom: Mapping[str, Any]) -> dict[str, Any]:
+    """Company custom values typed by the attribute's `data_type` in Intercom (a "500" for an
+    integer attribute, a 500 for a string one); attributes not created yet keep the Hull value's
+    own type, which is the type they are created with."""
+    types = _attribute_types(ctx)
+    return {name: _as_type(value, types[name]) if name in types else value for name, value in custom.items()}
+
+
 def build_company_payload(ctx: OutgoingContext, account: Mapping[str, Any], account_segments: Iterable[Any] = ()) -> tuple[dict, Any]:
     attrs = build_outgoing_attributes(ctx.connector, Entity.COMPANY, account, account_segments=account_segments)
     payload = dict(attrs.payload)
+    if payload.get("custom_attributes"):
+        payload["custom_attributes"] = typed_custom_attributes(ctx, payload["custom_attributes"])
     for claim in claim_rows(ctx.connector, Entity.COMPANY):
         value = account.get(claim.hull_attribute)
         if value not in (None, ""):

@@ -2,6 +2,8 @@
 
 import os
 
+# The demo's var/local.env (written by make run) must not leak into the tests' settings.
+os.environ.setdefault("CONNECTOR_ENV_FILE", os.devnull)
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("FIELD_ENCRYPTION_KEY", "aW50ZXJjb20tY29ubmVjdG9yLXRlc3QtZmVybmV0LWs=")
 os.environ.setdefault("SANDBOX_ENABLED", "1")

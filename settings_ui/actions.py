@@ -7,6 +7,7 @@ The same functions serve the changelist's action menu and the buttons on a conne
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 
 from django.contrib import admin, messages
@@ -235,16 +236,40 @@ def push_segment(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Q
     )
 
 
+CHECK_NAMES = {"active": "Active", "hull": "Hull", "intercom": "Intercom", "webhook": "Webhook address", "rate budget": "Intercom rate limit", "queue": "Queue"}
+# The check's messages are shared with `manage.py check_connector`, written for operators; on the
+# admin page the HTTP calls and Python error names become words (the worker log keeps the details).
+ERROR_WORDS = {
+    "ConnectionError": "the connection failed",
+    "ConnectTimeout": "the connection timed out",
+    "ReadTimeout": "no answer in time",
+    "Timeout": "no answer in time",
+    "SSLError": "the secure connection failed",
+    "TooManyRedirects": "too many redirects",
+}
+
+
+def check_words(message: str) -> str:
+    message = re.sub(r" (?:GET|POST|PUT) /[\w/.-]+", "", message)
+    message = re.sub(r"\b(\w+(?:Error|Timeout|Redirects))\b", lambda m: ERROR_WORDS.get(m.group(1), "an unexpected error"), message)
+    return message.replace("(set PUBLIC_BASE_URL)", "(ask whoever runs the server to set its public address)")
+
+
 def _check_connector(connector: Connector) -> list[tuple[int, str]]:
     from sync.services.ops import FAIL, WARN, connector_check
 
     result = connector_check(connector=connector)
     levels = {FAIL: messages.ERROR, WARN: messages.WARNING}
-    report = [(levels.get(item.level, messages.SUCCESS), f"{item.name}: {item.message}") for item in result.items]
+    report = []
+    for item in result.items:
+        label = CHECK_NAMES.get(item.name, item.name.capitalize())
+        text = check_words(item.message).removeprefix(f"{label}: ")
+        report.append((levels.get(item.level, messages.SUCCESS), f"{label}: {text}"))
     if result.ok:
         report.append((messages.SUCCESS, "ready."))
     else:
-        report.append((messages.ERROR, "not ready: fix " + ", ".join(item.name for item in result.failures) + "."))
+        names = ", ".join(CHECK_NAMES.get(item.name, item.name) for item in result.failures)
+        report.append((messages.ERROR, f"not ready: see {names} above."))
     return report
 
 

@@ -213,27 +213,33 @@ class SyncLogAdmin(OneConnectorColumns, ReadOnlyAdmin):
 def replay_notifications(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[HullNotification]) -> None:
     from sync.services.replay import hull_notifications_replay
 
+    replayed = _replayed_ids(queryset)  # before the replay: a "failed" filter no longer matches after it
     count = hull_notifications_replay(notifications=queryset)
     modeladmin.message_user(request, f"{count} notification(s) queued again.", messages.SUCCESS)
-    _record_replays(request, queryset, "Hull notification")
+    _record_replays(request, replayed, "Hull notification")
 
 
 @admin.action(description="Replay (process again)", permissions=["replay"])
 def replay_deliveries(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
     from sync.services.replay import webhook_deliveries_replay
 
+    replayed = _replayed_ids(queryset)
     count = webhook_deliveries_replay(deliveries=queryset)
     modeladmin.message_user(request, f"{count} webhook deliver{'y' if count == 1 else 'ies'} queued again.", messages.SUCCESS)
-    _record_replays(request, queryset, "Intercom webhook")
+    _record_replays(request, replayed, "Intercom webhook")
 
 
-def _record_replays(request: HttpRequest, queryset: QuerySet, what: str) -> None:
-    """The replay goes in each affected connector's history, with the ids replayed."""
-    from settings_ui.history import history_record
-
+def _replayed_ids(queryset: QuerySet) -> dict[int, list[str]]:
     per_connector: dict[int, list[str]] = {}
     for connector_id, notification_id in queryset.values_list("connector_id", "notification_id"):
         per_connector.setdefault(connector_id, []).append(notification_id)
+    return per_connector
+
+
+def _record_replays(request: HttpRequest, per_connector: dict[int, list[str]], what: str) -> None:
+    """The replay goes in each affected connector's history, with the ids replayed."""
+    from settings_ui.history import history_record
+
     for connector in Connector.objects.filter(pk__in=per_connector):
         ids = per_connector[connector.pk]
         history_record(request, connector, f"Replayed {len(ids)} {what}(s) from the list: {', '.join(ids[:10])}{' …' if len(ids) > 10 else ''}.")

@@ -154,10 +154,10 @@ def test_check_connector_reports_a_healthy_connector_check_by_check(staff_client
     assert response.status_code == 302
     assert response["Location"] == reverse("admin:sync_connector_dashboard", args=[connector.pk])
     reported = levelled_messages_of(response)
-    assert ("success", "Acme: hull: Hull accepts the connector's credentials for acme.hullapp.io.") in reported
-    assert any(level == "success" and text.startswith("Acme: intercom: Intercom answers GET /me") for level, text in reported)
-    assert ("success", "Acme: webhook: Webhook URL https://connector.example.com/intercom/acme/webhooks") in reported
-    assert ("success", "Acme: queue: Queue: 0 waiting, 0 failed.") in reported
+    assert ("success", "Acme: Hull: Hull accepts the connector's credentials for acme.hullapp.io.") in reported
+    assert any(level == "success" and text.startswith("Acme: Intercom: Intercom answers as") for level, text in reported)
+    assert ("success", "Acme: Webhook address: Webhook URL https://connector.example.com/intercom/acme/webhooks") in reported
+    assert ("success", "Acme: Queue: 0 waiting, 0 failed.") in reported
     assert reported[-1] == ("success", "Acme: ready.")
     assert {level for level, _ in reported} == {"success"}
     assert ("GET", "/me") in [(call.method, call.path) for call in intercom_sandbox.calls]
@@ -170,9 +170,9 @@ def test_check_connector_reports_a_refused_intercom_token_as_an_error(staff_clie
     assert response.status_code == 302
     reported = levelled_messages_of(response)
     errors = [text for level, text in reported if level == "error"]
-    assert any(text.startswith("Acme: intercom: Intercom refused GET /me (HTTP 401)") for text in errors)
-    assert errors[-1] == "Acme: not ready: fix intercom."
-    assert ("success", "Acme: hull: Hull accepts the connector's credentials for acme.hullapp.io.") in reported
+    assert any(text.startswith("Acme: Intercom: Intercom refused (HTTP 401)") for text in errors)
+    assert errors[-1] == "Acme: not ready: see Intercom above."
+    assert ("success", "Acme: Hull: Hull accepts the connector's credentials for acme.hullapp.io.") in reported
 
 
 def test_check_connector_warnings_are_warnings(staff_client, connector, intercom_sandbox, hull_sandbox):
@@ -180,7 +180,7 @@ def test_check_connector_warnings_are_warnings(staff_client, connector, intercom
     connector.save()
     response = run_from_changelist(staff_client, "check_connector", connector, confirm=True)
     reported = levelled_messages_of(response)
-    assert ("warning", "Acme: active: The connector is paused: it stores what it receives but syncs nothing.") in reported
+    assert ("warning", "Acme: Active: The connector is paused: it stores what it receives but syncs nothing.") in reported
     assert reported[-1] == ("success", "Acme: ready.")
 
 

@@ -61,7 +61,12 @@ def shown_text(html: str) -> str:
 
 def raw_codes(html: str) -> list[str]:
     """Each raw code found in the page's shown text, with its kind and a little context."""
-    text = shown_text(html)
+    return raw_codes_in_text(shown_text(html))
+
+
+def raw_codes_in_text(text: str) -> list[str]:
+    """The same check on text already taken from a page (the browser's visible text)."""
+    text = " ".join(text.split())
     found = []
     for kind, pattern in PATTERNS.items():
         for match in pattern.finditer(text):

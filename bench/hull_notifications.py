@@ -7,9 +7,14 @@ On a temporary, migrated SQLite database (test settings), it measures:
    is enqueued but not run (the task is replaced by a no-op), as in production where a worker
    picks it up. Reported in seconds, with the body size.
 2. `parse`: `sync.hull.messages.parse_notification` + `dedupe_messages` on the same payload
-   (traits_ trimming, spelling unification, event-date parsing), as messages per second.
+   (traits_ trimming, spelling unification, event-date parsing), as messages per second; and
+   `worker_decode_and_parse`: the same with the decoding of the raw messages stored at receipt.
+3. `unauthenticated`: a --unauthenticated-mb body with a wrong secret, refused (401) after a
+   bounded scan: seconds, peak RSS growth and Python allocation peak (goal: < 100 MB).
 
-    .venv/bin/python bench/hull_notifications.py [--messages 10000] [--repeat 3]
+A warm-up request goes first (the first request of a process imports the views).
+
+    .venv/bin/python bench/hull_notifications.py [--messages 10000] [--repeat 3] [--check]
 
 Prints one JSON document.
 """
@@ -63,10 +68,41 @@ def message(index: int) -> dict[str, Any]:
     }
 
 
+def _unauthenticated_leg(client: Any, connector: Any, megabytes: int) -> dict[str, Any]:
+    """A body of `[{},{},...]`-style filler with a wrong secret: refused, in bounded time and memory.
+
+    Memory growth is the process's peak RSS after the request minus before it (the body itself
+    is built before), and tracemalloc's peak of Python allocations during the request.
+    """
+    import resource
+    import tracemalloc
+
+    head = b'{"notification_id":"x","channel":"user:update","configuration":{"id":"%s","secret":"guessed"},"messages":[' % connector.hull_id.encode()
+    filler = b"{}," * ((megabytes * 1024 * 1024 - len(head)) // 3)
+    body = head + filler + b"{}]}"
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tracemalloc.start()
+    started = time.perf_counter()
+    response = client.post("/hull/bench/smart-notifier", data=body, content_type="application/json", REMOTE_ADDR="203.0.113.9")
+    elapsed = time.perf_counter() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "body_bytes": len(body),
+        "status": response.status_code,
+        "seconds": round(elapsed, 3),
+        "peak_rss_growth_mb": round((rss_after - rss_before) / 1024, 1),
+        "python_alloc_peak_mb": round(peak / 1e6, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--unauthenticated-mb", type=int, default=40, help="size of the refused unauthenticated body")
+    parser.add_argument("--check", action="store_true", help="exit 1 unless the unauthenticated body is refused with < 100 MB growth")
     args = parser.parse_args()
 
     tmp = tempfile.TemporaryDirectory()
@@ -86,6 +122,7 @@ def main() -> None:
     from sync.models import Connector, HullNotification
 
     call_command("migrate", verbosity=0)
+    call_command("createcachetable", verbosity=0)  # the default cache of an embedded set-up is a table
     django_q.tasks.async_task = lambda *a, **k: None  # accept only: processing is the worker's job
     connector = Connector.objects.create(
         name="Bench", slug="bench", hull_organization="bench.hullapp.io", hull_id="5c092905c36af496c700012e",
@@ -99,6 +136,14 @@ def main() -> None:
         "segments": SEGMENTS, "accounts_segments": [], "messages": messages,
     }
     client = Client()
+    # A warm-up request first: the first request of a process imports and compiles (URL conf, DRF,
+    # the views), about a second that a running server paid long before.
+    warm = dict(payload, notification_id="warm-up", messages=messages[:1])
+    with transaction.atomic():
+        assert client.post("/hull/bench/smart-notifier", data=json.dumps(warm), content_type="application/json").status_code == 200
+
+    unauthenticated = _unauthenticated_leg(client, connector, args.unauthenticated_mb)
+
     accept_times: list[float] = []
     size = 0
     for run in range(args.repeat):
@@ -120,6 +165,17 @@ def main() -> None:
         parse_times.append(time.perf_counter() - started)
     assert len(deduped) == args.messages
 
+    # What the worker does now: decode the raw messages stored at receipt, then parse.
+    from sync.models import HullNotification as Stored
+
+    stored_one = Stored.objects.filter(raw_messages__isnull=False).first()
+    worker_times: list[float] = []
+    for _ in range(args.repeat if stored_one is not None else 0):
+        started = time.perf_counter()
+        parsed = parse_notification(stored_one.full_payload())
+        dedupe_messages(parsed.messages)
+        worker_times.append(time.perf_counter() - started)
+
     parse_best = min(parse_times)
     print(json.dumps({
         "benchmark": "hull_notifications",
@@ -131,10 +187,16 @@ def main() -> None:
         "accept_messages_per_second": round(args.messages / statistics.median(accept_times)),
         "parse_seconds": {"median": round(statistics.median(parse_times), 3), "min": round(parse_best, 3)},
         "parse_messages_per_second": round(args.messages / parse_best),
+        "worker_decode_and_parse_messages_per_second": round(args.messages / min(worker_times)) if worker_times else None,
+        "unauthenticated": unauthenticated,
         "stored_notifications": stored,
+        "load_average": os.getloadavg(),
         "database": "sqlite (temporary file)",
     }, indent=2))
     tmp.cleanup()
+    if args.check and (unauthenticated["status"] != 401 or unauthenticated["peak_rss_growth_mb"] >= 100):
+        print(f"FAILED: unauthenticated body: {unauthenticated}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

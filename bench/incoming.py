@@ -59,6 +59,7 @@ def _django(db_path: str, settings: str = "connector_site.settings_test") -> Non
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    call_command("createcachetable", verbosity=0)  # the default cache of an embedded set-up is a table
 
 
 def _connector() -> Any:

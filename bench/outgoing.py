@@ -48,6 +48,7 @@ def _django(db_path: str, concurrency: int) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    call_command("createcachetable", verbosity=0)  # the default cache of an embedded set-up is a table
 
 
 def _count_firehose() -> Counter:

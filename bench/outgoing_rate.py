@@ -89,7 +89,10 @@ def _seed(args: argparse.Namespace, base: str) -> list[int]:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
+    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        call_command("flush", interactive=False, verbosity=0)  # that database is the bench's own
+    if not os.environ.get("REDIS_URL"):
+        call_command("createcachetable", verbosity=0)
     from sync.models import Direction, Entity, FieldMapping, HullNotification, IdentityLink
     from sync.services.connectors import connector_create
 
@@ -254,6 +257,10 @@ def main() -> None:
 
     tmp = tempfile.TemporaryDirectory()
     db_url = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp.name}/bench.sqlite3"
+    if os.environ.get("REDIS_URL"):
+        import redis
+
+        redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()  # the bench's own db: no queue or budget left over
     env = _env(db_url)
     os.environ.update(env)
     sys.path.insert(0, str(ROOT))

@@ -20,6 +20,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from sync.models import Connector
+from webhooks.connector_lookup import connector_for_slug
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class IntercomSignatureAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[None, Connector] | None:
         view_kwargs = request.parser_context.get("kwargs", {}) if request.parser_context else {}
-        connector = Connector.objects.filter(slug=view_kwargs.get("slug")).first()
+        connector = connector_for_slug(view_kwargs.get("slug"))  # cached a few seconds per process
         if connector is None:
             raise exceptions.NotFound("Unknown connector.")
         if request.method == "HEAD":

@@ -58,7 +58,7 @@ def test_a_typed_secret_is_recorded_as_changed_but_never_shown(staff_client, con
     ],
 )
 def test_each_action_is_recorded(staff_client, connector, action, expected, monkeypatch):
-    monkeypatch.setattr("sync.services.replay.async_task", lambda *args: None)
+    monkeypatch.setattr("sync.work.enqueue", lambda *args, **kwargs: None)
     WebhookDelivery.objects.create(connector=connector, notification_id="n1", topic="user.created", status=DeliveryStatus.FAILED, error="boom")
     staff_client.post(reverse("admin:sync_connector_run_action", args=[connector.pk, action]), {"post": "yes"})
     assert any(line.startswith(expected) for line in history(connector)), history(connector)
@@ -84,7 +84,7 @@ def test_connect_and_disconnect_are_recorded(staff_client, connector):
 
 
 def test_replaying_from_the_delivery_list_is_recorded_on_the_connector(staff_client, connector, monkeypatch):
-    monkeypatch.setattr("sync.services.replay.async_task", lambda *args: None)
+    monkeypatch.setattr("sync.work.enqueue", lambda *args, **kwargs: None)
     delivery = WebhookDelivery.objects.create(connector=connector, notification_id="n9", topic="user.created", status=DeliveryStatus.FAILED, error="boom")
     staff_client.post(reverse("admin:sync_webhookdelivery_changelist"), {"action": "replay_deliveries", "_selected_action": [delivery.pk]})
     assert history(connector) == ["Replayed 1 Intercom webhook(s) from the list: n9."]

@@ -120,7 +120,7 @@ def test_an_export_whose_download_breaks_unexpectedly_ends_failed_and_does_not_h
 
     hull_sandbox, _ = world
 
-    def broken_stream(url, *, max_bytes):
+    def broken_stream(url, **limits):
         yield json.dumps({"id": "u1", "email": "user0@acme.com"})
         raise RuntimeError("decoder state corrupted")  # not a HullApiError: nobody expected it
 

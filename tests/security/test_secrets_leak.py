@@ -44,6 +44,8 @@ def production_log() -> Iterator[io.StringIO]:
     root = logging.getLogger()
     previous = root.level
     root.addHandler(handler)
+    django_logger = logging.getLogger("django")  # LOGGING gives Django's records their own (redacting) handler
+    django_logger.addHandler(handler)
     root.setLevel(logging.DEBUG)
     quiet = logging.getLogger("django.db.backends")
     quiet_level = quiet.level
@@ -52,6 +54,7 @@ def production_log() -> Iterator[io.StringIO]:
         yield stream
     finally:
         root.removeHandler(handler)
+        django_logger.removeHandler(handler)
         root.setLevel(previous)
         quiet.setLevel(quiet_level)
 
@@ -102,7 +105,7 @@ def test_no_secret_in_logs_stored_payloads_or_admin_pages(
         assert client.post("/hull/acme/smart-notifier", data=json.dumps(ship), content_type="application/json").status_code == 200
     assert HullNotification.objects.count() == 2
     # The users' own data is kept as sent (it must reach Intercom unchanged).
-    stored = HullNotification.objects.get(channel="user:update").payload
+    stored = HullNotification.objects.get(channel="user:update").full_payload()
     assert stored["messages"][0]["user"]["traits_api_token_hint"] == "users-own-trait"
 
     lines = [line for line in production_log.getvalue().splitlines() if line.strip()]

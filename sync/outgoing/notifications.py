@@ -32,6 +32,7 @@ from sync.models import Connector, DeliveryStatus, HullNotification, HullSegment
 from sync.outgoing.attributes import data_attributes_sync
 from sync.outgoing.companies import account_sync
 from sync.outgoing.contacts import contact_sync
+from sync.outgoing.deletion import LEFT_SEGMENTS, contact_removal, deleted_user_messages, left_every_synced_segment, unarchive_returning
 from sync.outgoing.context import OutgoingContext, build_context
 from sync.outgoing.routing import COMPANY, SKIP, USER, message_field, route_message
 from sync.transient import DATABASE_RETRY_DELAY, DATABASE_UNAVAILABLE
@@ -69,7 +70,13 @@ def _entity_fields(message: Any) -> dict[str, str]:
 
 def message_sync(ctx: OutgoingContext, message: Any) -> str:
     """Route and sync one message; returns the decision's target. Rate limits propagate."""
+    if message_field(message, "removal_cause"):
+        contact_removal(ctx, message=message, cause=message_field(message, "removal_cause"))
+        return SKIP
     decision = route_message(ctx.connector, message)
+    if left_every_synced_segment(ctx.connector, message, decision):
+        contact_removal(ctx, message=message, cause=LEFT_SEGMENTS)  # the removal policy's row replaces the skip
+        return SKIP
     if decision.target == SKIP:
         is_account = message_field(message, "user") is None
         data: dict[str, Any] = {}
@@ -93,6 +100,7 @@ def message_sync(ctx: OutgoingContext, message: Any) -> str:
             changes=message_field(message, "changes") or {},
         )
         return COMPANY
+    unarchive_returning(ctx, message=message, target=decision.target)
     contact_sync(ctx, message=message, target=decision.target)
     return decision.target
 
@@ -331,6 +339,7 @@ def notification_process(*, notification: HullNotification) -> None:
         ENTITY_CHANNELS,
         SEGMENT_CHANNELS,
         SHIP_CHANNEL,
+        USER_DELETE_CHANNEL,
         NotificationError,
         dedupe_messages,
         parse_notification,
@@ -365,6 +374,11 @@ def notification_process(*, notification: HullNotification) -> None:
                 kind=_segment_kind(channel),
                 deleted=channel.endswith(":delete"),
             )
+            _finish(notification, DeliveryStatus.DONE)
+            return
+        if channel == USER_DELETE_CHANNEL:
+            # Same halts, resumes and progress as user:update; each message ends in the removal policy.
+            _messages_sync(connector=connector, messages=deleted_user_messages(parsed.messages), notification=notification, resumable=True)
             _finish(notification, DeliveryStatus.DONE)
             return
         if channel not in ENTITY_CHANNELS:

@@ -26,6 +26,7 @@ from social_django.models import Association, Nonce, UserSocialAuth
 
 from settings_ui import actions, spec_texts
 from settings_ui.dashboard import dashboard_context, webhook_url
+from settings_ui.issue18 import ISSUE18_FIELDSETS, issue18_urls
 from settings_ui.forms import (
     ClaimFormSet,
     ConnectorForm,
@@ -232,6 +233,7 @@ class ConnectorAdmin(admin.ModelAdmin):
                 ),
             },
         ),
+        *ISSUE18_FIELDSETS,  # removal, company moves, event-name limit, alerts (settings_ui/issue18.py)
     ]
 
     # A new connector gets its default claims and mappings on save; its add page asks only for
@@ -372,6 +374,7 @@ class ConnectorAdmin(admin.ModelAdmin):
                 name="sync_connector_intercom_disconnect",
             ),
             path("<path:object_id>/run/<str:action>/", view(self.object_action_view), name="sync_connector_run_action"),
+            *issue18_urls(self, view),  # erase a person, acknowledge alerts (settings_ui/issue18.py)
         ] + super().get_urls()
 
     def _connector_or_404(self, request: HttpRequest, object_id: str) -> Connector:

@@ -50,6 +50,16 @@ INTERCOM_CLIENT_SECRET = os.environ.get("INTERCOM_CLIENT_SECRET", "")
 INTERCOM_API_BASE = os.environ.get("INTERCOM_API_BASE", "https://api.intercom.io").rstrip("/")
 INTERCOM_OAUTH_BASE = os.environ.get("INTERCOM_OAUTH_BASE", "https://app.intercom.com").rstrip("/")
 
+# Alert digests to connector editors (sync/alerts.py) use Django's mail settings.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "10"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "intercom-connector@localhost")
+
 # Hosts Hull may point us to for its notification-signing public keys (no SSRF).
 HULL_PUBLIC_KEY_HOSTS = env_list("HULL_PUBLIC_KEY_HOSTS", "hullapp.io,hullbeta.io")
 

@@ -123,3 +123,54 @@ def issue18_urls(modeladmin: Any, view: Callable) -> list[URLPattern]:
         path("<path:object_id>/erase/", bound(erase_view), name="sync_connector_erase"),
         path("<path:object_id>/alerts/acknowledge/", bound(acknowledge_alerts_view), name="sync_connector_acknowledge_alerts"),
     ]
+
+
+def issue18_dashboard(connector: Any) -> dict[str, Any]:
+    """The dashboard's alert panel and event-name count (template: issue18_dashboard.html)."""
+    from sync.outgoing.event_names import sent_names_count, warn_at
+    from sync.services.alerts import open_alerts
+
+    names = sent_names_count(connector)
+    return {
+        "open_alerts": open_alerts(connector),
+        "event_names": {
+            "sent": names,
+            "limit": connector.event_name_limit,
+            "warn": names >= warn_at(connector),
+            "reached": names >= connector.event_name_limit,
+            "stopping": connector.stop_new_event_names_at_limit,
+        },
+        "erase_url": reverse("admin:sync_connector_erase", args=[connector.pk]),
+        "acknowledge_url": reverse("admin:sync_connector_acknowledge_alerts", args=[connector.pk]),
+    }
+
+
+# --- read-only lists: the erasure audit and the alert history -------------------------------------
+
+from django.contrib import admin  # noqa: E402 - registered here to keep admin.py's edits to two lines
+
+from sync.models import ConnectorAlert, ErasureAudit  # noqa: E402
+
+
+class _ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ErasureAudit)
+class ErasureAuditAdmin(_ReadOnly):
+    list_display = ("created_at", "connector", "actor", "identity_kind", "outcome", "contacts_deleted", "identity_hash")
+    list_filter = ("connector", "outcome", "identity_kind")
+    search_fields = ("identity_hash",)  # paste the hash `identity_hash()` gives for an identity
+
+
+@admin.register(ConnectorAlert)
+class ConnectorAlertAdmin(_ReadOnly):
+    list_display = ("created_at", "connector", "kind", "text", "occurrences", "emailed_at", "acknowledged_at", "acknowledged_by")
+    list_filter = ("connector", "kind")

@@ -321,6 +321,9 @@ def notification_wait_or_fail(notification: HullNotification, exc: BaseException
     cannot even record the wait, this raises, the task fails and the stale-work sweep re-runs it)."""
     if isinstance(exc, OutgoingHalted) and not exc.retryable:
         _finish(notification, DeliveryStatus.FAILED, str(exc))
+        from sync.alerts import raise_alert  # the alert seam (issue 18.7)
+
+        raise_alert(notification.connector, "token_lost", f"Intercom refused the access token: connect Intercom again. ({exc})")
     elif isinstance(exc, OutgoingHalted):
         _finish(notification, DeliveryStatus.PENDING, str(exc))
         _schedule_resume(notification, exc.resume_at)

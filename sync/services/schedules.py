@@ -11,6 +11,7 @@ GLOBAL_SCHEDULES: dict[str, tuple[str, int]] = {
     "prune-sync-logs": ("sync.tasks.prune_sync_logs", 24 * 60),  # once a day
     "hull-status-report": ("sync.tasks.report_statuses", 5),  # Hull polls /status every 5 minutes
     "requeue-stale-work": ("sync.tasks.requeue_stale_work", 5),  # work a dead worker left behind
+    "connector-alerts": ("sync.tasks.check_alerts", 10),  # error state, failure threshold, hourly digests
 }
 
 

@@ -148,6 +148,17 @@ class Connector(models.Model):
             "Names already sent keep flowing."
         ),
     )
+    support_context_traits = models.BooleanField(
+        "Write support context to Hull",
+        default=False,
+        help_text=(
+            "Keeps per-person Hull traits from Intercom conversations: open conversations, last conversation at, "
+            "last rating and remark, seconds to the first admin reply. Needs the conversation topics (conversation.*, "
+            "including conversation.rating.added) in the Intercom events whitelist and in the Intercom app's webhooks. "
+            "Webhooks keep them current; “manage.py rebuild_support_context” rebuilds them from Intercom's own "
+            "conversation data."
+        ),
+    )
     alert_failure_threshold = models.PositiveIntegerField(
         "Alert after this many errors in an hour",
         default=25,
@@ -510,3 +521,24 @@ class ConnectorAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.text[:60]}"
+
+
+class SupportConversation(models.Model):
+    """What the support-context traits are computed from: one Intercom conversation of one contact."""
+
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="support_conversations")
+    conversation_id = models.CharField(max_length=64)
+    contact_id = models.CharField(max_length=64, db_index=True)
+    state = models.CharField(max_length=16, default="open", help_text="open, snoozed or closed.")
+    state_at = models.BigIntegerField(default=0, help_text="Time (unix) of the news the state comes from: older news never overwrites it.")
+    created_at_remote = models.BigIntegerField(null=True, blank=True)
+    first_admin_reply_at = models.BigIntegerField(null=True, blank=True)
+    rating = models.PositiveSmallIntegerField(null=True, blank=True)
+    remark = models.TextField(blank=True)
+    rated_at = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connector", "conversation_id"], name="unique_support_conversation")]
+
+    def __str__(self) -> str:
+        return f"conversation {self.conversation_id} ({self.state})"

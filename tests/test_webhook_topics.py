@@ -115,6 +115,21 @@ def test_conversation_user_created__v2(deliver, connector):
     }
 
 
+def test_conversation_rating_added(deliver, connector):
+    # Issue 18.6: no Hull event; with support context on, the rating becomes the person's traits.
+    records = deliver("conversation_rating_added")
+    assert records.records == []
+    assert SyncLog.objects.get().reason == "support_context_off"
+    connector.support_context_traits = True
+    connector.save()
+    WebhookDelivery.objects.all().delete()
+    records = deliver("conversation_rating_added")
+    traits = only(records.records, "traits")
+    assert traits["traits"]["intercom_user/last_conversation_rating"] == 4
+    assert traits["traits"]["intercom_user/last_conversation_remark"] == "Quick and kind"
+    assert traits["traits"]["intercom_user/first_admin_reply_seconds"] == 120
+
+
 def test_conversation_user_replied(deliver):
     event = _conversation_event(deliver("conversation_user_replied"), "User replied to conversation", "conversation.user.replied", 1596634990)
     assert event["properties"]["message"] == "<p>Any news?</p>"

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db import transaction
 
-from sandbox.intercom import clock, contacts, resources
+from sandbox.intercom import clock, contacts, conversations, resources
 from sandbox.intercom.errors import SandboxError
 from sandbox.intercom.models import Workspace
 from sandbox.intercom.state import SandboxRequest
@@ -66,6 +66,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         ("GET", "/data_attributes", resources.list_data_attributes),
         ("POST", "/data_attributes", resources.create_data_attribute),
         ("POST", "/events", resources.create_event),
+        ("POST", "/conversations/search", conversations.search_conversations),
         ("GET", f"/conversations/{_ID}", resources.get_conversation),
     ]
 ]

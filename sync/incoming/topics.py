@@ -24,6 +24,7 @@ from sync.incoming.handlers import (
     conversation_event,
 )
 from sync.incoming.payloads import IntercomNotification
+from sync.incoming.support_context import conversation_rating_added, with_support_context
 from sync.models import Connector
 
 TopicHandler = Callable[[IncomingContext, IntercomNotification], Outcome]
@@ -35,7 +36,9 @@ _added_email = partial(contact_upsert, role="lead", event="Updated email address
 
 TOPIC_HANDLERS: dict[str, TopicHandler] = {
     # Conversations: one Hull event each, names exactly as in the spec table.
-    **{topic: partial(conversation_event, event=name, reader=reader) for topic, (name, reader) in CONVERSATION_EVENTS.items()},
+    # (each also keeps the person's support-context traits current: support_context.py)
+    **{topic: with_support_context(partial(conversation_event, event=name, reader=reader)) for topic, (name, reader) in CONVERSATION_EVENTS.items()},
+    "conversation.rating.added": conversation_rating_added,  # support-context traits only, no Hull event
     # Contacts created / updated: upsert the Hull user of the contact's role.
     "user.created": partial(contact_upsert, role="user"),
     "contact.user.created": partial(contact_upsert, role="user"),
@@ -89,7 +92,6 @@ IGNORED_TOPICS: dict[str, str] = {
     "conversation.admin.open.assigned": "not in the spec table; conversation.admin.assigned covers assignments.",
     "conversation.operator.replied": "bot replies are not in the spec table.",
     "conversation.priority.updated": "not in the spec table.",
-    "conversation.rating.added": "not in the spec table.",
     "conversation.read": "not in the spec table; Intercom may send it with a null id.",
     "conversation.contact.attached": "not in the spec table.",
     "conversation.contact.detached": "not in the spec table.",

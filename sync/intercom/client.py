@@ -445,6 +445,24 @@ class IntercomClient:
     def get_conversation(self, conversation_id: str) -> dict:
         return self._request("GET", f"/conversations/{_seg(conversation_id)}")
 
+    def search_conversations_page(self, query: dict, *, per_page: int = SEARCH_MAX_PER_PAGE, starting_after: str | None = None) -> dict:
+        """One page of `POST /conversations/search` (a `conversation.list`: items under `conversations`)."""
+        pagination: dict[str, Any] = {"per_page": min(per_page, SEARCH_MAX_PER_PAGE)}
+        if starting_after:
+            pagination["starting_after"] = starting_after
+        return self._request("POST", "/conversations/search", json={"query": query, "pagination": pagination})
+
+    def search_conversations(self, query: dict, *, per_page: int = SEARCH_MAX_PER_PAGE) -> Iterator[dict]:
+        """Every matching conversation (with its statistics and rating), one page at a time."""
+        cursor: str | None = None
+        while True:
+            page = self.search_conversations_page(query, per_page=per_page, starting_after=cursor)
+            yield from page.get("conversations") or []
+            next_page = (page.get("pages") or {}).get("next") or {}
+            cursor = next_page.get("starting_after") if isinstance(next_page, dict) else None
+            if not cursor:
+                return
+
 
 def _seg(value: Any) -> str:
     """A path segment, escaped (ids are hex, but external ids are whatever the customer chose)."""

@@ -48,6 +48,13 @@ ISSUE18_FIELDSETS = [
         },
     ),
     (
+        "Support context",
+        {
+            "description": "Per-person traits from Intercom conversations, for segmenting in Hull.",
+            "fields": ("support_context_traits",),
+        },
+    ),
+    (
         "Alerts",
         {
             "description": (

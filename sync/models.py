@@ -36,6 +36,17 @@ class Direction(models.TextChoices):
     OUTGOING = "outgoing", "Hull → Intercom"
 
 
+def validate_consent_mappings(value: object) -> None:
+    """Each row names a Hull attribute and an Intercom subscription type (name or id)."""
+    from django.core.exceptions import ValidationError
+
+    if not isinstance(value, list):
+        raise ValidationError("Give a list of objects, e.g. [{\"hull_attribute\": \"newsletter_consent\", \"subscription_type\": \"Newsletters\"}].")
+    for row in value:
+        if not isinstance(row, dict) or not str(row.get("hull_attribute") or "").strip() or not str(row.get("subscription_type") or "").strip():
+            raise ValidationError("Every row needs a hull_attribute and a subscription_type (its name or id in Intercom).")
+
+
 class Connector(models.Model):
     """One Hull connector instance bound to one Intercom workspace."""
 
@@ -146,6 +157,19 @@ class Connector(models.Model):
             "On: once this connector has sent as many distinct event names as the limit above, events with a name "
             "Intercom has not had from us are not sent, and each gets a skip line in the sync log saying so. "
             "Names already sent keep flowing."
+        ),
+    )
+    consent_mappings = models.JSONField(
+        "Consent → Intercom subscription types",
+        default=list,
+        blank=True,
+        validators=[validate_consent_mappings],
+        help_text=(
+            'A list like [{"hull_attribute": "newsletter_consent", "subscription_type": "Newsletters"}]: each Hull '
+            "attribute (true = consents, false = refuses) is sent to the Intercom subscription type of that name or id. "
+            "For an opt-in type, true subscribes the person and false returns them to the default (not subscribed); "
+            "for an opt-out type, false unsubscribes them and true returns them to the default (subscribed). "
+            "Sent when the attribute changes in Hull, and when the person is first sent to Intercom."
         ),
     )
     support_context_traits = models.BooleanField(

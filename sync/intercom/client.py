@@ -442,6 +442,21 @@ class IntercomClient:
         """202 with an empty body: returns {}."""
         return self._request("POST", "/events", json=body)
 
+    def list_subscription_types(self) -> dict:
+        return self._request("GET", "/subscription_types")
+
+    def list_contact_subscriptions(self, contact_id: str) -> dict:
+        return self._request("GET", f"/contacts/{_seg(contact_id)}/subscriptions")
+
+    def attach_subscription(self, contact_id: str, subscription_type_id: str, consent_type: str) -> dict:
+        """Opt in (opt_in types) or out (opt_out types): `consent_type` must be the type's own."""
+        body = {"id": str(subscription_type_id), "consent_type": consent_type}
+        return self._request("POST", f"/contacts/{_seg(contact_id)}/subscriptions", json=body)
+
+    def detach_subscription(self, contact_id: str, subscription_type_id: str) -> dict:
+        """Back to the subscription type's default."""
+        return self._request("DELETE", f"/contacts/{_seg(contact_id)}/subscriptions/{_seg(subscription_type_id)}")
+
     def get_conversation(self, conversation_id: str) -> dict:
         return self._request("GET", f"/conversations/{_seg(conversation_id)}")
 

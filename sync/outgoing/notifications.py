@@ -31,6 +31,7 @@ from sync.intercom.errors import BATCH_HALTING_ERRORS, IntercomOutcomeUnknown, I
 from sync.models import Connector, DeliveryStatus, HullNotification, HullSegment, SyncLog
 from sync.outgoing.attributes import data_attributes_sync
 from sync.outgoing.companies import account_sync
+from sync.outgoing.consent import consent_after_push, consent_only
 from sync.outgoing.contacts import contact_sync
 from sync.outgoing.deletion import LEFT_SEGMENTS, contact_removal, deleted_user_messages, left_every_synced_segment, unarchive_returning
 from sync.outgoing.context import OutgoingContext, build_context
@@ -77,6 +78,8 @@ def message_sync(ctx: OutgoingContext, message: Any) -> str:
     if left_every_synced_segment(ctx.connector, message, decision):
         contact_removal(ctx, message=message, cause=LEFT_SEGMENTS)  # the removal policy's row replaces the skip
         return SKIP
+    if decision.target == SKIP and consent_only(ctx, message=message, decision=decision):
+        return SKIP  # only consent attributes changed: sent, and its row replaces the skip
     if decision.target == SKIP:
         is_account = message_field(message, "user") is None
         data: dict[str, Any] = {}
@@ -101,7 +104,10 @@ def message_sync(ctx: OutgoingContext, message: Any) -> str:
         )
         return COMPANY
     unarchive_returning(ctx, message=message, target=decision.target)
-    contact_sync(ctx, message=message, target=decision.target)
+    outcome = contact_sync(ctx, message=message, target=decision.target)
+    consent_after_push(
+        ctx, message=message, target=decision.target, trigger=decision.trigger, intercom_id=outcome.intercom_id, status=outcome.status
+    )
     return decision.target
 
 

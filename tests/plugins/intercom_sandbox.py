@@ -25,7 +25,8 @@ Fixtures
     Seed:     ``.add_contact(role="user", email=..., external_id=..., custom_attributes=..., **fields)``
               -> contact JSON; ``.add_company(company_id, name=None, contact_ids=(), **fields)``;
               ``.add_tag(name)``; ``.add_data_attribute(name, data_type="string", model="contact")``;
-              ``.add_conversation(payload)``.
+              ``.add_conversation(payload)``, ``.add_subscription_type(name, consent_type="opt_out")``
+              (``.contact_subscriptions(contact_id)`` lists the types a contact is attached to).
     Knobs:    ``.set_rate_limit(n, window_seconds=10)`` (0 = no limit and no headers),
               ``.set_fault_rate(share, seed=0)``, ``.set_latency(ms)``, ``.set_search_lag(seconds)``,
               ``.advance(seconds)`` (sandbox clock), ``.add_workspace(token, id_code)``,
@@ -205,6 +206,21 @@ class IntercomSandbox:
             workspace=ws, attribute_id=ws.next_attribute_id, model=model, name=name, data_type=data_type, created_at=now_int()
         )
         return render_attribute(attribute)
+
+    def add_subscription_type(self, name: str, consent_type: str = "opt_out", state: str = "live") -> dict:
+        from sandbox.intercom.models import SubscriptionType
+        from sandbox.intercom.subscriptions import render_subscription_type
+
+        type_id = str(100 + SubscriptionType.objects.filter(workspace=self.workspace).count())
+        return render_subscription_type(
+            SubscriptionType.objects.create(workspace=self.workspace, type_id=type_id, name=name, consent_type=consent_type, state=state)
+        )
+
+    def contact_subscriptions(self, contact_id: str) -> list[str]:
+        """Names of the subscription types the contact is attached to (opted in to opt_in ones, out of opt_out ones)."""
+        from sandbox.intercom.models import SubscriptionType
+
+        return sorted(SubscriptionType.objects.filter(workspace=self.workspace, contacts__intercom_id=contact_id).values_list("name", flat=True))
 
     def add_conversation(self, payload: dict) -> dict:
         Conversation.objects.create(workspace=self.workspace, conversation_id=str(payload["id"]), payload=payload)

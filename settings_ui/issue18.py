@@ -48,6 +48,17 @@ ISSUE18_FIELDSETS = [
         },
     ),
     (
+        "Consent (Intercom subscription types)",
+        {
+            "description": (
+                "Hull → Intercom: the consent attributes below set the person's subscription types. Intercom → Hull: "
+                "subscribe the Intercom app's webhooks to granular.subscribe and granular.unsubscribe (and add them to the "
+                "Intercom events whitelist) to get a subscription_<type name> trait per type and a “Subscription changed” event."
+            ),
+            "fields": ("consent_mappings",),
+        },
+    ),
+    (
         "Support context",
         {
             "description": "Per-person traits from Intercom conversations, for segmenting in Hull.",

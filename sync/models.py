@@ -566,3 +566,15 @@ class SupportConversation(models.Model):
 
     def __str__(self) -> str:
         return f"conversation {self.conversation_id} ({self.state})"
+
+
+class ConsentState(models.Model):
+    """The subscription states last seen for one Intercom contact: a change becomes a Hull event once."""
+
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="consent_states")
+    contact_id = models.CharField(max_length=64)
+    states = models.JSONField(default=dict, blank=True, help_text="subscription type id -> subscribed")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connector", "contact_id"], name="unique_consent_state")]

@@ -130,6 +130,32 @@ def test_conversation_rating_added(deliver, connector):
     assert traits["traits"]["intercom_user/first_admin_reply_seconds"] == 120
 
 
+def _subscriptions(fake_intercom, attached: list[str]) -> None:
+    # The granular payload is undocumented: the handler reads the contact's subscriptions from the API.
+    fake_intercom.add_contact(V2_USER, email="joe@example.com", external_id="70")
+    newsletters = {"type": "subscription", "id": "91", "state": "live", "consent_type": "opt_out",
+                   "default_translation": {"name": "Newsletters", "description": "", "locale": "en"}}
+    fake_intercom.list_subscription_types = lambda: {"type": "list", "data": [newsletters]}
+    fake_intercom.list_contact_subscriptions = lambda contact_id: {"type": "list", "data": [newsletters] if "91" in attached else []}
+
+
+def test_granular_unsubscribe(deliver, fake_intercom):
+    _subscriptions(fake_intercom, attached=["91"])  # attached to an opt-out type: unsubscribed
+    records = deliver("granular_unsubscribe")
+    assert only(records.records, "traits")["traits"] == {"intercom_user/subscription_newsletters": False}
+    event = only(records.records, "track")
+    assert event["event"] == "Subscription changed"
+    assert event["properties"] == {"subscription_type": "Newsletters", "subscribed": False, "consent_type": "opt_out"}
+    assert event["event_id"] == f"{V2_USER}-granular.unsubscribe-1734541300-91"
+
+
+def test_granular_subscribe(deliver, fake_intercom):
+    _subscriptions(fake_intercom, attached=[])
+    records = deliver("granular_subscribe")
+    assert only(records.records, "traits")["traits"] == {"intercom_user/subscription_newsletters": True}
+    assert only(records.records, "track")["properties"]["subscribed"] is True
+
+
 def test_conversation_user_replied(deliver):
     event = _conversation_event(deliver("conversation_user_replied"), "User replied to conversation", "conversation.user.replied", 1596634990)
     assert event["properties"]["message"] == "<p>Any news?</p>"

@@ -98,3 +98,16 @@ def test_a_connector_in_error_raises_an_alert(connector, editors):
     [alert] = ConnectorAlert.objects.all()
     assert alert.kind == "error_state" and "boom" in alert.text
     assert len(mail.outbox) == 1
+
+
+def test_the_connector_page_explains_each_new_setting(staff_client, connector):
+    from django.urls import reverse
+
+    page = staff_client.get(reverse("admin:sync_connector_change", args=[connector.pk])).content.decode()
+    for section in ("Removal and erasure", "Company moves", "Intercom&#x27;s event-name limit", "Consent (Intercom subscription types)",
+                    "Support context", "Alerts"):
+        assert section in page, section
+    for words in ("Archive hides the contact in Intercom", "detached from the company of its previous Hull account",
+                  "about 120 distinct event names", "opt-in type, true subscribes", "seconds to the first admin reply",
+                  "at most one digest an hour"):
+        assert words in page, words

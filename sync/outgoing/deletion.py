@@ -25,6 +25,7 @@ from sync.models import Connector, Entity, IdentityLink, SyncLog
 from sync.outgoing.context import OutgoingContext
 from sync.outgoing.routing import SKIP, Decision, SkipReason, matches_filter, message_field, segment_ids
 
+USER_ENTITY = "user"  # removal rows are user rows (Hull's outgoing.user.* names), for users and leads alike
 DELETED_IN_HULL = "deleted_in_hull"
 LEFT_SEGMENTS = "left_synced_segments"
 
@@ -79,6 +80,10 @@ def contact_removal(ctx: OutgoingContext, *, message: Any, cause: str) -> str:
     policy = ctx.connector.removal_policy
     why = CAUSE_TEXT[cause]
     data: dict[str, Any] = {"cause": cause, "policy": policy}
+    if not ctx.connector.is_intercom_connected:
+        text = f"Nothing done in Intercom ({why}): the connector is not connected to Intercom"
+        ctx.log(USER_ENTITY, SyncLog.Status.SKIPPED, reason=SkipReason.NOT_CONFIGURED, message=text, data=data, **common)
+        return SkipReason.NOT_CONFIGURED
     if policy == Connector.RemovalPolicy.NOTHING:
         text = f"Nothing done in Intercom: {why}, and the removal policy is “do nothing”"
         ctx.log(USER_ENTITY, SyncLog.Status.SKIPPED, reason=RemovalReason.POLICY_NOTHING, message=text, data=data, **common)
@@ -123,9 +128,6 @@ def contact_removal(ctx: OutgoingContext, *, message: Any, cause: str) -> str:
     text = f"{verb} in Intercom because {why} (removal policy: {policy})"
     ctx.log(USER_ENTITY, SyncLog.Status.SUCCESS, reason=reason, message=text, intercom_id=ids[:64], data=data, **common)
     return reason
-
-
-USER_ENTITY = "user"
 
 
 def unarchive_returning(ctx: OutgoingContext, *, message: Any, target: str) -> None:

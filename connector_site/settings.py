@@ -84,6 +84,16 @@ HULL_EXPORT_MAX_LINE_BYTES = int(os.environ.get("HULL_EXPORT_MAX_LINE_BYTES", st
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 METRICS_PUBLIC = env_bool("METRICS_PUBLIC", DEBUG)
 
+# Alert digests to connector editors (sync/alerts.py) use Django's mail settings.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "10"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "intercom-connector@localhost")
+
 # Hosts Hull may point us to for its notification-signing public keys (no SSRF).
 HULL_PUBLIC_KEY_HOSTS = env_list("HULL_PUBLIC_KEY_HOSTS", "hullapp.io,hullbeta.io")
 

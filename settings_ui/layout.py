@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from settings_ui import spec_texts
+from settings_ui.issue18 import ISSUE18_FIELDSETS
+
+FEATURE_SECTIONS: dict[str, dict[str, Any]] = dict(ISSUE18_FIELDSETS)
 
 
 class Tab(NamedTuple):
@@ -22,10 +25,23 @@ GETTING_STARTED = "Getting started"
 
 TABS: list[Tab] = [
     Tab("connection", "Connection", (GETTING_STARTED,)),
-    Tab("outgoing", "Outgoing (Hull → Intercom)", ("Users", "Leads", "Companies", "Hull events")),
-    Tab("incoming", "Incoming (Intercom → Hull)", ("Incoming fields", "Fetching")),
+    Tab(
+        "outgoing",
+        "Outgoing (Hull → Intercom)",
+        (
+            "Users",
+            "Leads",
+            "Companies",
+            "Hull events",
+            "Removal and erasure",
+            "Company moves",
+            "Intercom's event-name limit",
+            "Consent (Intercom subscription types)",
+        ),
+    ),
+    Tab("incoming", "Incoming (Intercom → Hull)", ("Incoming fields", "Fetching", "Support context")),
     Tab("webhooks", "Webhooks", ("Intercom webhooks",)),
-    Tab("advanced", "Advanced", ("Advanced",)),
+    Tab("advanced", "Advanced", ("Advanced", "Alerts")),
 ]
 
 SECTIONS: dict[str, dict[str, Any]] = {
@@ -83,6 +99,11 @@ SECTIONS: dict[str, dict[str, Any]] = {
         ),
     },
 }
+
+
+# The sections of the features beyond the specification (removal, company moves, event-name limit,
+# consent, support context, alerts) are defined next to their admin pages.
+SECTIONS.update(FEATURE_SECTIONS)
 
 
 def fieldsets() -> list[tuple[str, dict[str, Any]]]:

@@ -55,6 +55,17 @@ class Direction(models.TextChoices):
     OUTGOING = "outgoing", "Hull → Intercom"
 
 
+def validate_consent_mappings(value: object) -> None:
+    """Each row names a Hull attribute and an Intercom subscription type (name or id)."""
+    from django.core.exceptions import ValidationError
+
+    if not isinstance(value, list):
+        raise ValidationError("Give a list of objects, e.g. [{\"hull_attribute\": \"newsletter_consent\", \"subscription_type\": \"Newsletters\"}].")
+    for row in value:
+        if not isinstance(row, dict) or not str(row.get("hull_attribute") or "").strip() or not str(row.get("subscription_type") or "").strip():
+            raise ValidationError("Every row needs a hull_attribute and a subscription_type (its name or id in Intercom).")
+
+
 class Connector(models.Model):
     """One Hull connector instance bound to one Intercom workspace."""
 
@@ -146,6 +157,85 @@ class Connector(models.Model):
     # held until Intercom is connected again (docs/lifecycle.md "Token refused").
     intercom_token_refused_at = models.DateTimeField(null=True, blank=True, editable=False)
     intercom_token_refused_error = models.TextField(blank=True, editable=False)
+
+    # --- issue 18 (h18): removal, company moves, event-name limit, alerts ---------------------
+    class RemovalPolicy(models.TextChoices):
+        NOTHING = "nothing", "Do nothing (the Intercom contact stays as it is)"
+        ARCHIVE = "archive", "Archive the Intercom contact (it can be unarchived)"
+        DELETE = "delete", "Delete the Intercom contact (permanent)"
+
+    removal_policy = models.CharField(
+        "When a user is deleted in Hull or leaves every synced segment",
+        max_length=10,
+        choices=RemovalPolicy.choices,
+        default=RemovalPolicy.NOTHING,
+        help_text=(
+            "What happens to the Intercom contact this connector created or updated for a Hull user who is deleted "
+            "in Hull, or who leaves the last segment of the User and Lead filters. Archive hides the contact in "
+            "Intercom and can be undone there; delete removes it for good (its conversations stay in Intercom). "
+            "Only contacts this connector has linked to the Hull user are touched; each one gets a line in the sync log."
+        ),
+    )
+    move_company_memberships = models.BooleanField(
+        "Detach users from their previous company",
+        default=True,
+        help_text=(
+            "With “link users in Intercom” on: when a Hull user's account changes, the Intercom contact is attached "
+            "to the new company and detached from the company of its previous Hull account. Companies added in "
+            "Intercom by hand (not from a Hull account) are left alone."
+        ),
+    )
+    event_name_limit = models.PositiveIntegerField(
+        "Intercom event-name limit",
+        default=120,
+        help_text=(
+            "Intercom's help centre documents about 120 distinct event names per workspace, and its API accepts "
+            "events past the limit without an error (they do not show up). The dashboard warns from 100 names sent "
+            "by this connector; other sources sending events to the workspace count too, so the real number is higher."
+        ),
+    )
+    stop_new_event_names_at_limit = models.BooleanField(
+        "Stop sending new event names past the limit",
+        default=False,
+        help_text=(
+            "On: once this connector has sent as many distinct event names as the limit above, events with a name "
+            "Intercom has not had from us are not sent, and each gets a skip line in the sync log saying so. "
+            "Names already sent keep flowing."
+        ),
+    )
+    consent_mappings = models.JSONField(
+        "Consent → Intercom subscription types",
+        default=list,
+        blank=True,
+        validators=[validate_consent_mappings],
+        help_text=(
+            'A list like [{"hull_attribute": "newsletter_consent", "subscription_type": "Newsletters"}]: each Hull '
+            "attribute (true = consents, false = refuses) is sent to the Intercom subscription type of that name or id. "
+            "For an opt-in type, true subscribes the person and false returns them to the default (not subscribed); "
+            "for an opt-out type, false unsubscribes them and true returns them to the default (subscribed). "
+            "Sent when the attribute changes in Hull, and when the person is first sent to Intercom."
+        ),
+    )
+    support_context_traits = models.BooleanField(
+        "Write support context to Hull",
+        default=False,
+        help_text=(
+            "Keeps per-person Hull traits from Intercom conversations: open conversations, last conversation at, "
+            "last rating and remark, seconds to the first admin reply. Needs the conversation topics (conversation.*, "
+            "including conversation.rating.added) in the Intercom events whitelist and in the Intercom app's webhooks. "
+            "Webhooks keep them current; “manage.py rebuild_support_context” rebuilds them from Intercom's own "
+            "conversation data."
+        ),
+    )
+    alert_failure_threshold = models.PositiveIntegerField(
+        "Alert after this many errors in an hour",
+        default=25,
+        help_text=(
+            "The connector's editors get an email (at most one digest an hour) and the dashboard shows an alert "
+            "when the sync log has this many error lines within an hour. 0 turns this alert off; the alerts for "
+            "a connector in error or an Intercom token that no longer works always apply."
+        ),
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -260,6 +350,7 @@ class IdentityLink(models.Model):
     last_payload_hash = models.CharField(max_length=64, blank=True)
     last_pushed_at = models.DateTimeField(null=True, blank=True)
     last_ingested_updated_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True, help_text="Set when the removal policy archived the contact; it is unarchived when the user comes back.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -558,3 +649,98 @@ class IdentityLock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.owner})"
+
+# --- issue 18 (h18) ------------------------------------------------------------------------------
+
+
+class ErasureAudit(models.Model):
+    """Who erased which person from Intercom, and when: a hash of the identity, never the identity itself."""
+
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="erasures")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=150, help_text="The admin user, or 'command' with the OS user.")
+    identity_kind = models.CharField(max_length=16, help_text="email, external_id or hull_id.")
+    identity_hash = models.CharField(max_length=64, help_text="SHA-256 of the connector key and the identity; proves a request was handled without keeping it.")
+    contacts_deleted = models.PositiveIntegerField(default=0)
+    outcome = models.CharField(max_length=16)
+    detail = models.TextField(blank=True, help_text="What happened, without personal data.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"erasure {self.identity_kind} {self.identity_hash[:12]}… {self.outcome}"
+
+
+class SentEventName(models.Model):
+    """A distinct event name this connector has sent to the Intercom workspace (a lower bound of its count)."""
+
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="sent_event_names")
+    name = models.CharField(max_length=255)
+    first_sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["first_sent_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["connector", "name"], name="unique_sent_event_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ConnectorAlert(models.Model):
+    """Something an editor must look at; shown on the dashboard until acknowledged, emailed in hourly digests."""
+
+    class Kind(models.TextChoices):
+        ERROR_STATE = "error_state", "Connector in error"
+        TOKEN_LOST = "token_lost", "Intercom token no longer works"
+        FAILURES = "failures", "Failures past the threshold"
+
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    text = models.TextField()
+    occurrences = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["connector", "acknowledged_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.text[:60]}"
+
+
+class SupportConversation(models.Model):
+    """What the support-context traits are computed from: one Intercom conversation of one contact."""
+
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="support_conversations")
+    conversation_id = models.CharField(max_length=64)
+    contact_id = models.CharField(max_length=64, db_index=True)
+    state = models.CharField(max_length=16, default="open", help_text="open, snoozed or closed.")
+    state_at = models.BigIntegerField(default=0, help_text="Time (unix) of the news the state comes from: older news never overwrites it.")
+    created_at_remote = models.BigIntegerField(null=True, blank=True)
+    first_admin_reply_at = models.BigIntegerField(null=True, blank=True)
+    rating = models.PositiveSmallIntegerField(null=True, blank=True)
+    remark = models.TextField(blank=True)
+    rated_at = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connector", "conversation_id"], name="unique_support_conversation")]
+
+    def __str__(self) -> str:
+        return f"conversation {self.conversation_id} ({self.state})"
+
+
+class ConsentState(models.Model):
+    """The subscription states last seen for one Intercom contact: a change becomes a Hull event once."""
+
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="consent_states")
+    contact_id = models.CharField(max_length=64)
+    states = models.JSONField(default=dict, blank=True, help_text="subscription type id -> subscribed")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connector", "contact_id"], name="unique_consent_state")]

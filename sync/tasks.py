@@ -88,3 +88,10 @@ def requeue_stale_work() -> None:
     from sync.services.replay import stale_work_requeue
 
     stale_work_requeue()
+
+
+def check_alerts() -> None:
+    """Every 10 minutes: raise alerts for connectors in error or past their failure threshold, send due digests."""
+    from sync.services.alerts import alerts_sweep
+
+    alerts_sweep()

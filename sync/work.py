@@ -49,6 +49,7 @@ FETCH_STEP = "sync.tasks.fetch_step"
 PRUNE_SYNC_LOGS = "sync.tasks.prune_sync_logs"
 REPORT_STATUSES = "sync.tasks.report_statuses"
 REQUEUE_STALE_WORK = "sync.tasks.requeue_stale_work"
+CHECK_ALERTS = "sync.tasks.check_alerts"
 
 Unit = Union[HullNotification, WebhookDelivery]
 
@@ -400,6 +401,9 @@ def connector_token_refused(connector: Connector, exc: BaseException) -> bool:
     connector.intercom_token_refused_error = connector.intercom_token_refused_error or message
     if marked:
         logger.error("work.connector.token-refused", extra={"connector": connector.pk})
+        from sync.alerts import raise_alert  # the editors hear of it once, not once per unit
+
+        raise_alert(connector, "token_lost", f"Intercom refused the access token: connect Intercom again. ({message})")
     return bool(marked)
 
 

@@ -124,6 +124,51 @@ def test_conversation_user_created__lead(deliver, intercom):
     assert ("GET", f"/contacts/{V2_LEAD}") in [(c.method, c.path) for c in intercom.calls]
     assert "ip" not in event["context"]  # 2.x payloads give no IP
 
+def test_conversation_rating_added(deliver, connector):
+    # Issue 18.6: no Hull event; with support context on, the rating becomes the person's traits.
+    records = deliver("conversation_rating_added")
+    assert records.records == []
+    assert SyncLog.objects.get().reason == "support_context_off"
+    connector.support_context_traits = True
+    connector.save()
+    WebhookDelivery.objects.all().delete()
+    records = deliver("conversation_rating_added")
+    traits = only(records.records, "traits")
+    assert traits["traits"]["intercom_user/last_conversation_rating"] == 4
+    assert traits["traits"]["intercom_user/last_conversation_remark"] == "Quick and kind"
+    assert traits["traits"]["intercom_user/first_admin_reply_seconds"] == 120
+
+
+def _subscriptions(intercom, attached: bool) -> str:
+    """A user with a Newsletters (opt-out) subscription type; returns the type's id. The granular payload is
+    undocumented: the handler reads the contact's subscriptions from the API."""
+    from sandbox.intercom.models import Contact, SubscriptionType
+
+    intercom.add_contact("user", intercom_id=V2_USER, email="joe@example.com", external_id="70")
+    newsletters = intercom.add_subscription_type("Newsletters", consent_type="opt_out")
+    if attached:
+        SubscriptionType.objects.get(workspace=intercom.workspace, type_id=newsletters["id"]).contacts.add(
+            Contact.objects.get(workspace=intercom.workspace, intercom_id=V2_USER)
+        )
+    return newsletters["id"]
+
+
+def test_granular_unsubscribe(deliver, intercom):
+    type_id = _subscriptions(intercom, attached=True)  # attached to an opt-out type: unsubscribed
+    records = deliver("granular_unsubscribe")
+    assert only(records.records, "traits")["traits"] == {"intercom_user/subscription_newsletters": False}
+    event = only(records.records, "track")
+    assert event["event"] == "Subscription changed"
+    assert event["properties"] == {"subscription_type": "Newsletters", "subscribed": False, "consent_type": "opt_out"}
+    assert event["event_id"] == f"{V2_USER}-granular.unsubscribe-1734541300-{type_id}"
+
+
+def test_granular_subscribe(deliver, intercom):
+    _subscriptions(intercom, attached=False)
+    records = deliver("granular_subscribe")
+    assert only(records.records, "traits")["traits"] == {"intercom_user/subscription_newsletters": True}
+    assert only(records.records, "track")["properties"]["subscribed"] is True
+
 
 def test_conversation_user_replied(deliver):
     event = _conversation_event(deliver("conversation_user_replied"), "User replied to conversation", "conversation.user.replied", 1596634990)

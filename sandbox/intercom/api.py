@@ -22,7 +22,7 @@ from typing import Any
 
 from django.db import transaction
 
-from sandbox.intercom import clock, contacts, resources
+from sandbox.intercom import clock, contacts, conversations, resources, subscriptions
 from sandbox.intercom.errors import SandboxError
 from sandbox.intercom.models import Workspace
 from sandbox.intercom.state import SandboxRequest
@@ -58,6 +58,10 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         ("POST", f"/contacts/{_ID}/companies", contacts.attach_company),
         ("DELETE", f"/contacts/{_ID}/companies/(?P<company_id>[^/]+)", contacts.detach_company),
         ("GET", f"/contacts/{_ID}/segments", contacts.list_contact_segments),
+        ("GET", f"/contacts/{_ID}/subscriptions", subscriptions.list_contact_subscriptions),
+        ("POST", f"/contacts/{_ID}/subscriptions", subscriptions.attach_subscription),
+        ("DELETE", f"/contacts/{_ID}/subscriptions/(?P<subscription_id>[^/]+)", subscriptions.detach_subscription),
+        ("GET", "/subscription_types", subscriptions.list_subscription_types),
         ("POST", "/companies", resources.upsert_company),
         ("GET", "/companies", resources.find_or_list_companies),
         ("POST", "/companies/list", resources.list_companies),
@@ -71,6 +75,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         ("GET", "/data_attributes", resources.list_data_attributes),
         ("POST", "/data_attributes", resources.create_data_attribute),
         ("POST", "/events", resources.create_event),
+        ("POST", "/conversations/search", conversations.search_conversations),
         ("GET", f"/conversations/{_ID}", resources.get_conversation),
     ]
 ]

@@ -196,3 +196,23 @@ class Conversation(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["workspace", "conversation_id"], name="sandbox_conversation_unique")
         ]
+
+
+class SubscriptionType(models.Model):
+    """A workspace's subscription type (`GET /subscription_types`); contacts attached to it are in `contacts`."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="subscription_types")
+    type_id = models.CharField(max_length=24)
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    consent_type = models.CharField(max_length=8, default="opt_out", help_text="opt_out: subscribed unless attached; opt_in: the reverse.")
+    state = models.CharField(max_length=8, default="live")
+    content_types = models.JSONField(default=list, blank=True)
+    contacts = models.ManyToManyField(Contact, related_name="subscription_types", blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "type_id"], name="sandbox_subscription_type_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.consent_type})"

@@ -189,6 +189,21 @@ class IntercomSandbox:
         )
         return render_attribute(attribute)
 
+    def add_subscription_type(self, name: str, consent_type: str = "opt_out", state: str = "live") -> dict:
+        from sandbox.intercom.models import SubscriptionType
+        from sandbox.intercom.subscriptions import render_subscription_type
+
+        type_id = str(100 + SubscriptionType.objects.filter(workspace=self.workspace).count())
+        return render_subscription_type(
+            SubscriptionType.objects.create(workspace=self.workspace, type_id=type_id, name=name, consent_type=consent_type, state=state)
+        )
+
+    def contact_subscriptions(self, contact_id: str) -> list[str]:
+        """Names of the subscription types the contact is attached to (opted in to opt_in ones, out of opt_out ones)."""
+        from sandbox.intercom.models import SubscriptionType
+
+        return sorted(SubscriptionType.objects.filter(workspace=self.workspace, contacts__intercom_id=contact_id).values_list("name", flat=True))
+
     def add_conversation(self, payload: dict) -> dict:
         Conversation.objects.create(workspace=self.workspace, conversation_id=str(payload["id"]), payload=payload)
         return payload

@@ -19,9 +19,10 @@ TRAITS_PREFIX = "traits_"
 USER_CHANNEL = "user:update"
 ACCOUNT_CHANNEL = "account:update"
 SHIP_CHANNEL = "ship:update"
+USER_DELETE_CHANNEL = "user:delete"  # the removal policy (sync/outgoing/deletion.py)
 SEGMENT_CHANNELS = ("users_segment:update", "users_segment:delete", "accounts_segment:update", "accounts_segment:delete")
 ENTITY_CHANNELS = (USER_CHANNEL, ACCOUNT_CHANNEL)
-SUPPORTED_CHANNELS = (USER_CHANNEL, ACCOUNT_CHANNEL, SHIP_CHANNEL, *SEGMENT_CHANNELS)
+SUPPORTED_CHANNELS = (USER_CHANNEL, ACCOUNT_CHANNEL, SHIP_CHANNEL, *SEGMENT_CHANNELS, USER_DELETE_CHANNEL)
 
 # Events are captured as "2018-03-30 14:38:02 UTC", attributes as ISO-8601 (§2.1.1).
 _HULL_EVENT_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d+)?)\s*UTC$")

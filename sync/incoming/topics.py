@@ -24,6 +24,8 @@ from sync.incoming.handlers import (
     conversation_event,
 )
 from sync.incoming.payloads import IntercomNotification
+from sync.incoming.consent import subscription_changed
+from sync.incoming.support_context import conversation_rating_added, with_support_context
 from sync.models import Connector
 
 TopicHandler = Callable[[IncomingContext, IntercomNotification], Outcome]
@@ -35,7 +37,11 @@ _added_email = partial(contact_upsert, role="lead", event="Updated email address
 
 TOPIC_HANDLERS: dict[str, TopicHandler] = {
     # Conversations: one Hull event each, names exactly as in the spec table.
-    **{topic: partial(conversation_event, event=name, reader=reader) for topic, (name, reader) in CONVERSATION_EVENTS.items()},
+    # (each also keeps the person's support-context traits current: support_context.py)
+    **{topic: with_support_context(partial(conversation_event, event=name, reader=reader)) for topic, (name, reader) in CONVERSATION_EVENTS.items()},
+    "conversation.rating.added": conversation_rating_added,  # support-context traits only, no Hull event
+    "granular.subscribe": subscription_changed,  # per subscription type: traits and an event (incoming/consent.py)
+    "granular.unsubscribe": subscription_changed,
     # Contacts created / updated: upsert the Hull user of the contact's role.
     "user.created": partial(contact_upsert, role="user"),
     "contact.user.created": partial(contact_upsert, role="user"),
@@ -91,13 +97,12 @@ IGNORED_TOPICS: dict[str, str] = {
     "conversation.admin.open.assigned": "not in the spec table; conversation.admin.assigned covers assignments.",
     "conversation.operator.replied": "bot replies are not in the spec table.",
     "conversation.priority.updated": "not in the spec table.",
-    "conversation.rating.added": "not in the spec table.",
     "conversation.read": "not in the spec table; Intercom may send it with a null id.",
     "conversation.contact.attached": "not in the spec table.",
     "conversation.contact.detached": "not in the spec table.",
     "conversation.deleted": "not in the spec table; Hull events are immutable.",
     "event.created": "Intercom data events are usually Hull's own, sent out by the connector (no loops).",
-    "granular.*": "granular subscription changes are not mapped to Hull.",
+    "granular.*": "other granular topics are not mapped to Hull (subscribe/unsubscribe are).",
     "admin.*": "teammate activity, not customer data.",
     "ticket.*": "tickets are not synced.",
     "content_stat.*": "content statistics are not customer data.",

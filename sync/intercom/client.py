@@ -495,8 +495,41 @@ class IntercomClient:
         """202 with an empty body: returns {}."""
         return self._request("POST", "/events", json=body)
 
+    def list_subscription_types(self) -> dict:
+        return self._request("GET", "/subscription_types")
+
+    def list_contact_subscriptions(self, contact_id: str) -> dict:
+        return self._request("GET", f"/contacts/{_seg(contact_id)}/subscriptions")
+
+    def attach_subscription(self, contact_id: str, subscription_type_id: str, consent_type: str) -> dict:
+        """Opt in (opt_in types) or out (opt_out types): `consent_type` must be the type's own."""
+        body = {"id": str(subscription_type_id), "consent_type": consent_type}
+        return self._request("POST", f"/contacts/{_seg(contact_id)}/subscriptions", json=body)
+
+    def detach_subscription(self, contact_id: str, subscription_type_id: str) -> dict:
+        """Back to the subscription type's default."""
+        return self._request("DELETE", f"/contacts/{_seg(contact_id)}/subscriptions/{_seg(subscription_type_id)}")
+
     def get_conversation(self, conversation_id: str) -> dict:
         return self._request("GET", f"/conversations/{_seg(conversation_id)}")
+
+    def search_conversations_page(self, query: dict, *, per_page: int = SEARCH_MAX_PER_PAGE, starting_after: str | None = None) -> dict:
+        """One page of `POST /conversations/search` (a `conversation.list`: items under `conversations`)."""
+        pagination: dict[str, Any] = {"per_page": min(per_page, SEARCH_MAX_PER_PAGE)}
+        if starting_after:
+            pagination["starting_after"] = starting_after
+        return self._request("POST", "/conversations/search", json={"query": query, "pagination": pagination})
+
+    def search_conversations(self, query: dict, *, per_page: int = SEARCH_MAX_PER_PAGE) -> Iterator[dict]:
+        """Every matching conversation (with its statistics and rating), one page at a time."""
+        cursor: str | None = None
+        while True:
+            page = self.search_conversations_page(query, per_page=per_page, starting_after=cursor)
+            yield from page.get("conversations") or []
+            next_page = (page.get("pages") or {}).get("next") or {}
+            cursor = next_page.get("starting_after") if isinstance(next_page, dict) else None
+            if not cursor:
+                return
 
 
 def create_is_idempotent(body: Mapping[str, Any]) -> bool:

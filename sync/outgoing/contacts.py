@@ -33,6 +33,7 @@ from sync.models import Entity, IdentityLink, SyncLog
 from sync.outgoing.companies import account_sync
 from sync.outgoing.context import OutgoingContext
 from sync.outgoing.events import events_send
+from sync.outgoing.memberships import company_moves, moved_text
 from sync.outgoing.links import call_with_attribute_retry, link_for, link_forget, link_save, payload_hash
 from sync.outgoing.locks import UNSETTLED_FOR, IdentityLockTimeout, identity_keys, identity_lock, normalise_email
 from sync.outgoing.routing import LEAD, USER, SkipReason, matches_filter, message_field, segment_ids, skip_message
@@ -445,5 +446,10 @@ def contact_sync(ctx: OutgoingContext, *, message: Any, target: str) -> ContactO
         linked = _link_company(ctx, message=message, target=target, intercom_id=intercom_id, contact=contact)
         if linked:
             data["company_link"] = linked
+        moved = company_moves(ctx, message=message, intercom_id=intercom_id, current_company=(linked or {}).get("company"))
+        if moved:
+            data["company_moves"] = moved
+            if moved.get("detached"):  # the membership changed in Intercom, even when the contact's payload did not
+                status, reason, text = SyncLog.Status.SUCCESS, "", moved_text(moved)
     ctx.log(target, status, reason=reason, message=text, intercom_id=intercom_id, data=data, **common)
     return ContactOutcome(status, intercom_id=intercom_id, contact=contact, data=data)

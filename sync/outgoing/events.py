@@ -20,6 +20,7 @@ from sync.intercom.errors import IntercomApiError
 from sync.mapping import to_unix_seconds
 from sync.models import SyncLog
 from sync.outgoing.context import OutgoingContext
+from sync.outgoing.event_names import event_name_sent, event_name_skip
 from sync.outgoing.routing import SKIP_MESSAGES, SkipReason, event_whitelisted
 from sync.work import reraise_halt
 
@@ -125,6 +126,10 @@ def events_send(
             )
             continue
         payload = build_event_payload(event, contact_id=contact_id)
+        limited = event_name_skip(ctx, payload.body["event_name"])
+        if limited:  # a new name past Intercom's event-name limit (event_names.py)
+            rows.append(ctx.log("event", SyncLog.Status.SKIPPED, reason=limited.reason, message=limited.message, data=data, **common))
+            continue
         data["payload"] = payload.body
         if payload.trimmed:
             data["trimmed_metadata"] = payload.trimmed
@@ -136,6 +141,7 @@ def events_send(
                 ctx.log("event", SyncLog.Status.ERROR, reason=SyncLog.Reason.INTERCOM_ERROR, message=exc.message, intercom_id=contact_id, data=data, **common)
             )
             continue
+        event_name_sent(ctx, payload.body["event_name"])
         message_text = f"Metadata trimmed to Intercom's limits: {', '.join(payload.trimmed)}" if payload.trimmed else ""
         rows.append(ctx.log("event", SyncLog.Status.SUCCESS, message=message_text, intercom_id=contact_id, data=data, **common))
     return rows

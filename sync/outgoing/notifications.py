@@ -28,7 +28,9 @@ from django.db import connection
 from sync.models import Connector, DeliveryStatus, HullNotification, HullSegment, SyncLog
 from sync.outgoing.attributes import data_attributes_sync
 from sync.outgoing.companies import account_sync
+from sync.outgoing.consent import consent_after_push, consent_only
 from sync.outgoing.contacts import contact_sync
+from sync.outgoing.deletion import LEFT_SEGMENTS, contact_removal, deleted_user_messages, left_every_synced_segment, unarchive_returning
 from sync.outgoing.context import OutgoingContext, build_context
 from sync.outgoing.routing import COMPANY, SKIP, USER, message_field, route_message
 from sync.transient import DATABASE_UNAVAILABLE
@@ -63,7 +65,15 @@ def _entity_fields(message: Any) -> dict[str, str]:
 
 def message_sync(ctx: OutgoingContext, message: Any) -> str:
     """Route and sync one message; returns the decision's target. Rate limits propagate."""
+    if message_field(message, "removal_cause"):
+        contact_removal(ctx, message=message, cause=message_field(message, "removal_cause"))
+        return SKIP
     decision = route_message(ctx.connector, message)
+    if left_every_synced_segment(ctx.connector, message, decision):
+        contact_removal(ctx, message=message, cause=LEFT_SEGMENTS)  # the removal policy's row replaces the skip
+        return SKIP
+    if decision.target == SKIP and consent_only(ctx, message=message, decision=decision):
+        return SKIP  # only consent attributes changed: sent, and its row replaces the skip
     if decision.target == SKIP:
         is_account = message_field(message, "user") is None
         data: dict[str, Any] = {}
@@ -87,7 +97,11 @@ def message_sync(ctx: OutgoingContext, message: Any) -> str:
             changes=message_field(message, "changes") or {},
         )
         return COMPANY
-    contact_sync(ctx, message=message, target=decision.target)
+    unarchive_returning(ctx, message=message, target=decision.target)
+    outcome = contact_sync(ctx, message=message, target=decision.target)
+    consent_after_push(
+        ctx, message=message, target=decision.target, trigger=decision.trigger, intercom_id=outcome.intercom_id, status=outcome.status
+    )
     return decision.target
 
 
@@ -330,7 +344,7 @@ def _log_malformed(connector: Connector, notification: HullNotification, malform
 
 def notification_process(*, notification: HullNotification) -> None:
     """Parse, refresh segments, dedupe, route and sync every message of a stored notification."""
-    from sync.hull.messages import ENTITY_CHANNELS, SEGMENT_CHANNELS, SHIP_CHANNEL, NotificationError, dedupe_messages
+    from sync.hull.messages import ENTITY_CHANNELS, SEGMENT_CHANNELS, SHIP_CHANNEL, USER_DELETE_CHANNEL, NotificationError, dedupe_messages
 
     connector = notification.connector
     run = lease_take(notification)
@@ -359,6 +373,11 @@ def notification_process(*, notification: HullNotification) -> None:
                 kind=_segment_kind(channel),
                 deleted=channel.endswith(":delete"),
             )
+            run.finish(DeliveryStatus.DONE)
+            return
+        if channel == USER_DELETE_CHANNEL:
+            # Same halts, resumes and progress as user:update; each message ends in the removal policy.
+            _messages_sync(connector=connector, messages=deleted_user_messages(messages), notification=notification, resumable=True, run=run)
             run.finish(DeliveryStatus.DONE)
             return
         if channel not in ENTITY_CHANNELS:

@@ -6,13 +6,14 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from sync.work import PRUNE_SYNC_LOGS, REPORT_STATUSES, REQUEUE_STALE_WORK
+from sync.work import CHECK_ALERTS, PRUNE_SYNC_LOGS, REPORT_STATUSES, REQUEUE_STALE_WORK
 
 # name -> (task, minutes between runs)
 GLOBAL_SCHEDULES: dict[str, tuple[str, int]] = {
     "prune-sync-logs": (PRUNE_SYNC_LOGS, 24 * 60),  # once a day
     "hull-status-report": (REPORT_STATUSES, 5),  # Hull polls /status every 5 minutes
     "requeue-stale-work": (REQUEUE_STALE_WORK, 5),  # work a dead worker left behind
+    "connector-alerts": (CHECK_ALERTS, 10),  # error state, failure threshold, hourly digests
 }
 
 

@@ -25,7 +25,8 @@ Fixtures
     Seed:     ``.add_contact(role="user", email=..., external_id=..., custom_attributes=..., fresh=False, **fields)``
               -> contact JSON; ``.add_company(company_id, name=None, contact_ids=(), **fields)``;
               ``.add_tag(name)``; ``.add_data_attribute(name, data_type="string", model="contact")``;
-              ``.add_conversation(payload)``.
+              ``.add_conversation(payload)``, ``.add_subscription_type(name, consent_type="opt_out")``
+              (``.contact_subscriptions(contact_id)`` lists the types a contact is attached to).
     Knobs:    ``.set_rate_limit(n, window_seconds=10)`` (0 = no limit and no headers; by default
               Intercom's 1,666 per 10 s, headers on), ``.set_fault_rate(share, seed=0, mode="before"|
               "after"|"drop", only=((method, path), ...))`` (after/drop: the work is done, then a 5xx /

@@ -28,7 +28,7 @@ from settings_ui import actions, layout, spec_texts
 from settings_ui.background import data_attributes_create_later
 from settings_ui.history import history_record
 from settings_ui.dashboard import dashboard_context, webhook_url
-from settings_ui.issue18 import issue18_urls
+from settings_ui.features import feature_urls
 from settings_ui.forms import (
     ClaimFormSet,
     ConnectorForm,
@@ -355,7 +355,7 @@ class ConnectorAdmin(admin.ModelAdmin):
                 name="sync_connector_intercom_disconnect",
             ),
             path("<path:object_id>/run/<str:action>/", view(self.object_action_view), name="sync_connector_run_action"),
-            *issue18_urls(self, view),  # erase a person, acknowledge alerts (settings_ui/issue18.py)
+            *feature_urls(self, view),  # erase a person, acknowledge alerts (settings_ui/features.py)
         ] + super().get_urls()
 
     def _connector_or_404(self, request: HttpRequest, object_id: str) -> Connector:

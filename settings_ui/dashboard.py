@@ -15,7 +15,7 @@ from django.utils import timezone
 from sync.intercom.regions import intercom_api_base
 from sync.models import Connector, Direction, DeliveryStatus, HullNotification, RateBudget, SyncCursor, SyncLog, WebhookDelivery
 from sync.services.status import ConnectorStatus, connector_status
-from settings_ui.issue18 import issue18_dashboard
+from settings_ui.features import features_dashboard
 
 LATEST_ERRORS = 20
 
@@ -136,5 +136,5 @@ def dashboard_context(connector: Connector) -> dict[str, Any]:
         "counts": counts_last_day(connector),
         "latest_errors": errors,
         "synclog_url": reverse("admin:sync_synclog_changelist") + f"?connector__id__exact={connector.pk}",
-        **issue18_dashboard(connector),  # alerts, event-name count, erase link
+        **features_dashboard(connector),  # alerts, event-name count, erase link
     }

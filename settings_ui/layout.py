@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from settings_ui import spec_texts
-from settings_ui.issue18 import ISSUE18_FIELDSETS
+from settings_ui.features import FEATURE_FIELDSETS
 
-FEATURE_SECTIONS: dict[str, dict[str, Any]] = dict(ISSUE18_FIELDSETS)
+FEATURE_SECTIONS: dict[str, dict[str, Any]] = dict(FEATURE_FIELDSETS)
 
 
 class Tab(NamedTuple):

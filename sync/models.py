@@ -158,7 +158,7 @@ class Connector(models.Model):
     intercom_token_refused_at = models.DateTimeField(null=True, blank=True, editable=False)
     intercom_token_refused_error = models.TextField(blank=True, editable=False)
 
-    # --- issue 18 (h18): removal, company moves, event-name limit, alerts ---------------------
+    # --- beyond the specification: removal, company moves, event-name limit, consent, support context, alerts
     class RemovalPolicy(models.TextChoices):
         NOTHING = "nothing", "Do nothing (the Intercom contact stays as it is)"
         ARCHIVE = "archive", "Archive the Intercom contact (it can be unarchived)"
@@ -650,7 +650,7 @@ class IdentityLock(models.Model):
     def __str__(self) -> str:
         return f"{self.key} ({self.owner})"
 
-# --- issue 18 (h18) ------------------------------------------------------------------------------
+# --- beyond the specification (docs/beyond-the-spec.md) ------------------------------------------------
 
 
 class ErasureAudit(models.Model):

@@ -125,7 +125,7 @@ def test_conversation_user_created__lead(deliver, intercom):
     assert "ip" not in event["context"]  # 2.x payloads give no IP
 
 def test_conversation_rating_added(deliver, connector):
-    # Issue 18.6: no Hull event; with support context on, the rating becomes the person's traits.
+    # No Hull event; with support context on, the rating becomes the person's traits.
     records = deliver("conversation_rating_added")
     assert records.records == []
     assert SyncLog.objects.get().reason == "support_context_off"

@@ -1,4 +1,4 @@
-"""Consent from Intercom: a contact's subscription types -> Hull traits and events (issue 18.5).
+"""Consent from Intercom: a contact's subscription types -> Hull traits and events.
 
 Intercom's `granular.subscribe` / `granular.unsubscribe` topics say a contact's subscription to one
 type changed. Their payload shape is not documented, so the handler only takes the contact's id from

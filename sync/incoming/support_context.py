@@ -1,4 +1,4 @@
-"""Support context in Hull: per-person traits from Intercom conversations (issue 18.6).
+"""Support context in Hull: per-person traits from Intercom conversations.
 
 With `Connector.support_context_traits` on, every conversation webhook the registry handles also
 updates a `SupportConversation` row (state, created, first admin reply, rating), and the person's

@@ -1,4 +1,4 @@
-"""Consent toward Intercom: Hull consent attributes -> the contact's subscription types (issue 18.5).
+"""Consent toward Intercom: Hull consent attributes -> the contact's subscription types.
 
 `Connector.consent_mappings` pairs a Hull attribute with an Intercom subscription type (by name or
 id, resolved once per run from `GET /subscription_types`). A true value means the person consents,

@@ -1,4 +1,4 @@
-"""Issue 18.7: alerts to the connector's editors (hourly digests) and on the dashboard until acknowledged."""
+"""alerts to the connector's editors (hourly digests) and on the dashboard until acknowledged."""
 
 from __future__ import annotations
 

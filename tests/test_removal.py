@@ -1,4 +1,4 @@
-"""Issue 18.1: the removal policy (deleted in Hull / left every synced segment) and erasure, Hull sandbox in,
+"""the removal policy (deleted in Hull / left every synced segment) and erasure, Hull sandbox in,
 Intercom sandbox out."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""Admin pages of issue 18: erase a person from Intercom, acknowledge alerts, and the settings' sections.
+"""Admin pages of the features beyond the specification: erase a person from Intercom, acknowledge alerts, and the settings' sections.
 
 Kept out of admin.py (whose layout other work restructures): `ConnectorAdmin.get_urls` adds
-`issue18_urls(...)`, and its fieldsets add `ISSUE18_FIELDSETS`.
+`feature_urls(...)`, and its fieldsets add `FEATURE_FIELDSETS`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from django.urls import URLPattern, path, reverse
 from sync.services.erasure import INTERCOM_KEEPS, KINDS, ErasureError, erase_person
 
 # One block per feature, appended to the connector page's sections.
-ISSUE18_FIELDSETS = [
+FEATURE_FIELDSETS = [
     (
         "Removal and erasure",
         {
@@ -133,7 +133,7 @@ def acknowledge_alerts_view(modeladmin: Any, request: HttpRequest, object_id: st
     return redirect(reverse("admin:sync_connector_dashboard", args=[connector.pk]))
 
 
-def issue18_urls(modeladmin: Any, view: Callable) -> list[URLPattern]:
+def feature_urls(modeladmin: Any, view: Callable) -> list[URLPattern]:
     def bound(func: Callable) -> Callable:
         return view(lambda request, object_id: func(modeladmin, request, object_id))
 
@@ -143,8 +143,8 @@ def issue18_urls(modeladmin: Any, view: Callable) -> list[URLPattern]:
     ]
 
 
-def issue18_dashboard(connector: Any) -> dict[str, Any]:
-    """The dashboard's alert panel and event-name count (template: issue18_dashboard.html)."""
+def features_dashboard(connector: Any) -> dict[str, Any]:
+    """The dashboard's alert panel and event-name count (template: features_dashboard.html)."""
     from sync.outgoing.event_names import sent_names_count, warn_at
     from sync.services.alerts import open_alerts
 

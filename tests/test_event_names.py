@@ -1,4 +1,4 @@
-"""Issue 18.4: Intercom's event-name limit, counted, warned about on the dashboard, optionally enforced."""
+"""Intercom's event-name limit, counted, warned about on the dashboard, optionally enforced."""
 
 from __future__ import annotations
 

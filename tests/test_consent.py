@@ -1,4 +1,4 @@
-"""Issue 18.5: Hull consent attributes -> Intercom subscription types (Hull sandbox in, Intercom sandbox out)."""
+"""Hull consent attributes -> Intercom subscription types (Hull sandbox in, Intercom sandbox out)."""
 
 from __future__ import annotations
 

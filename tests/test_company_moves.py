@@ -1,4 +1,4 @@
-"""Issue 18.2: when a Hull user's account changes, the Intercom contact follows (attach new, detach old)."""
+"""when a Hull user's account changes, the Intercom contact follows (attach new, detach old)."""
 
 from __future__ import annotations
 

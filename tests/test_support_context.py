@@ -1,4 +1,4 @@
-"""Issue 18.6: support context in Hull, from Intercom's conversation webhooks (Intercom in, Hull sandbox out)
+"""support context in Hull, from Intercom's conversation webhooks (Intercom in, Hull sandbox out)
 and rebuilt from Intercom's conversation search (contract-checked sandbox)."""
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
-from sync.models import Connector, HullSegment, SyncCursor
+from sync.models import Connector, HullSegment
 
 logger = logging.getLogger(__name__)
 

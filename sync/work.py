@@ -25,7 +25,8 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone as dt_timezone
 from typing import Any, Union
@@ -257,7 +258,24 @@ class Run:
     unit: Unit
     owner: str
     attempt: WorkAttempt
+    released: bool = False
     _beat: threading.Event | None = field(default=None, repr=False)
+
+    @contextmanager
+    def guard(self) -> Iterator[Run]:
+        """Whatever the try does, it ends released: an exception it did not handle fails the unit
+        (never `processing` without an owner), and the heartbeat stops with the try."""
+        try:
+            yield self
+        except Exception as exc:
+            if not self.released:
+                if classify(exc) in (Failure.HALT, Failure.TRANSIENT):
+                    self.wait(exc)
+                else:
+                    self.fail(exc)
+            raise
+        finally:
+            self._stop_heartbeat()
 
     @property
     def model(self) -> type[Unit]:
@@ -280,6 +298,7 @@ class Run:
             "processed_at": None if status == DeliveryStatus.PENDING else now,
             **(extra or {}),
         }
+        self.released = True
         released = self.model.objects.filter(pk=self.unit.pk, lease_owner=self.owner).update(**fields)
         if not released:
             logger.warning("work.lease.lost", extra={"unit": f"{self.model.__name__}:{self.unit.pk}", "owner": self.owner})

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import free_port, wait_http
+from sandbox.stack import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 

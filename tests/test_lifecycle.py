@@ -196,3 +196,71 @@ def test_unpausing_a_connector_runs_what_arrived_meanwhile_at_once(
     assert HullNotification.objects.get().status == DeliveryStatus.DONE
     assert WebhookDelivery.objects.get().status == DeliveryStatus.DONE
     assert intercom_emails(intercom_sandbox) == ["user0@acme.com", "user1@acme.com", "user2@acme.com"]
+
+
+def test_a_fetch_meeting_a_revoked_token_marks_the_connector_and_waits_for_a_new_one(
+    connector, hull_sandbox, intercom_sandbox, django_capture_on_commit_callbacks
+):
+    from sync.incoming.fetch import connector_fetch_all, fetch_step
+    from sync.models import SyncCursor
+    from sync.work import connector_token_accepted
+
+    intercom_sandbox.add_contact(role="user", email="ann@acme.com", external_id="ann")
+    token = connector.intercom_access_token
+    connector.intercom_access_token = "token-of-the-uninstalled-app"
+    connector.save()
+    connector_fetch_all(connector=connector, stream="users", enqueue=False)
+    result = fetch_step(connector=connector, kind="fetch_all", stream="users", chain=False)  # old code: raised
+    assert result.status == "halted"
+    cursor = SyncCursor.objects.get(connector=connector, kind="fetch_all", stream="users")
+    assert cursor.status == SyncCursor.Status.HALTED and "Connect Intercom again" in cursor.last_error
+    connector.refresh_from_db()
+    assert connector.is_intercom_token_refused
+
+    connector.intercom_access_token = token
+    connector.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert connector_token_accepted(connector=connector) == 1  # the fetch-all continues
+    cursor.refresh_from_db()
+    assert cursor.status == SyncCursor.Status.DONE and cursor.entities == 1
+
+
+def test_pasting_a_new_token_in_the_admin_resumes_the_held_work(
+    staff_client, connector, world, django_capture_on_commit_callbacks
+):
+    hull_sandbox, intercom_sandbox = world
+    token = connector.intercom_access_token
+    connector.intercom_access_token = "token-of-the-uninstalled-app"
+    connector.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        hull_sandbox.notify_users(connector)
+    connector.refresh_from_db()
+    assert connector.is_intercom_token_refused and HullNotification.objects.get().status == DeliveryStatus.PENDING
+
+    data = form_data(staff_client, connector)
+    data["intercom_access_token"] = token
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(reverse("admin:sync_connector_change", args=[connector.pk]), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    connector.refresh_from_db()
+    assert not connector.is_intercom_token_refused
+    assert HullNotification.objects.get().status == DeliveryStatus.DONE
+    assert intercom_emails(intercom_sandbox) == ["user0@acme.com", "user1@acme.com", "user2@acme.com"]
+
+
+def test_the_attempts_of_a_notification_are_listed_on_its_admin_page(staff_client, connector, world, django_capture_on_commit_callbacks):
+    from sync.services.replay import hull_notifications_replay
+
+    hull_sandbox, _ = world
+    with django_capture_on_commit_callbacks(execute=True):
+        hull_sandbox.notify_users(connector)
+    notification = HullNotification.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        hull_notifications_replay(notifications=[notification])
+    page = staff_client.get(reverse("admin:sync_hullnotification_change", args=[notification.pk])).content.decode()
+    import re
+
+    outcomes = re.findall(r'<td class="field-outcome">\s*(?:<p>)?([^<]+)', page)
+    assert [o.strip() for o in outcomes] == ["Done", "Done"], outcomes
+    listing = staff_client.get(reverse("admin:sync_workattempt_changelist")).content.decode()
+    assert listing.count(str(notification)) >= 2

@@ -110,13 +110,19 @@ def export_process(*, notification: HullNotification, max_bytes: int | None = No
     only the chunks not finished; a replay clears them and syncs everything again.
     """
     # Imported here: the outgoing sync imports the Hull side, not the other way round.
-    from sync.outgoing.notifications import notification_wait_or_fail
     from sync.work import lease_take
 
-    connector = notification.connector
     run = lease_take(notification)
     if run is None:
         return 0  # final already (a late duplicate), owned by a live try, or the connector is on hold
+    with run.guard():
+        return _export_try(run, notification, max_bytes)
+
+
+def _export_try(run: Any, notification: HullNotification, max_bytes: int | None) -> int:
+    from sync.outgoing.notifications import notification_wait_or_fail
+
+    connector = notification.connector
     payload = notification.payload or {}
     entity = payload.get("entity") or OBJECT_TYPES.get(payload.get("object_type", ""), "user")
     kind = HullSegment.Kind.USER if entity == "user" else HullSegment.Kind.ACCOUNT

@@ -108,6 +108,12 @@ def webhook_delivery_process(*, delivery: WebhookDelivery) -> None:
     run = lease_take(delivery)
     if run is None:
         return  # final, owned by a live try, paused, or waiting for Intercom to be connected again
+    with run.guard():
+        _delivery_try(run, delivery, handler)
+
+
+def _delivery_try(run: Run, delivery: WebhookDelivery, handler: Any) -> None:
+    connector = delivery.connector
     note = notification_from_payload(delivery.payload)
     note = IntercomNotification(**{**note.__dict__, "notification_id": delivery.notification_id})
     ctx = IncomingContext(connector=connector, delivery=delivery)

@@ -344,8 +344,6 @@ def _log_malformed(connector: Connector, notification: HullNotification, malform
 
 def notification_process(*, notification: HullNotification) -> None:
     """Parse, refresh segments, dedupe, route and sync every message of a stored notification."""
-    from sync.hull.messages import ENTITY_CHANNELS, SEGMENT_CHANNELS, SHIP_CHANNEL, USER_DELETE_CHANNEL, NotificationError, dedupe_messages
-
     connector = notification.connector
     run = lease_take(notification)
     if run is None:
@@ -353,7 +351,14 @@ def notification_process(*, notification: HullNotification) -> None:
         # waits for Intercom to be connected again: it stays as it is.
         logger.info("outgoing.notification.not-taken", extra={"connector": connector.pk, "notification": notification.pk, "status": notification.status})
         return
+    with run.guard():
+        _notification_try(run, notification)
 
+
+def _notification_try(run: Run, notification: HullNotification) -> None:
+    from sync.hull.messages import ENTITY_CHANNELS, SEGMENT_CHANNELS, SHIP_CHANNEL, USER_DELETE_CHANNEL, NotificationError, dedupe_messages
+
+    connector = notification.connector
     try:
         parsed, messages, malformed = _parse(notification)
     except (NotificationError, ValueError) as exc:

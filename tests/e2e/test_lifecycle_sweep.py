@@ -14,7 +14,6 @@ Runs only with DATABASE_URL (PostgreSQL) and REDIS_URL set (.ci/run's second pas
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import uuid
@@ -24,16 +23,7 @@ import pytest
 import requests
 
 from sandbox.stack import PYTHON, ROOT, free_port, running_stack, stack_env
-from tests.e2e.test_scale_out import database_url, private_redis_url
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        not (os.environ.get("DATABASE_URL", "").startswith("postgres") and os.environ.get("REDIS_URL")),
-        reason="the sweep test needs DATABASE_URL=postgres://... and REDIS_URL",
-    ),
-]
+from tests.e2e.test_scale_out import database_url, private_redis_url, pytestmark  # noqa: F401 - the same skip rule
 
 TOKEN = "sweep-intercom-token"
 HULL_SECRET = "sweep-hull-secret"

@@ -220,7 +220,8 @@ def test_all_workers_killed_mid_load_then_restarted_nothing_is_lost(scale_connec
 
     connector, port = scale_connector
     redis.Redis.from_url(private_redis_url()).flushdb()
-    env = stack_env(database_url=database_url(), redis_url=private_redis_url())
+    # A short lease (docs/lifecycle.md): the killed workers' notifications are free again soon.
+    env = stack_env(database_url=database_url(), redis_url=private_redis_url(), extra={"WORK_LEASE_SECONDS": "5"})
     open_statuses = [DeliveryStatus.PENDING, DeliveryStatus.PROCESSING]
     with running_stack(env, port=port, web_workers=2, clusters=2) as stack:
         session = requests.Session()
@@ -234,6 +235,7 @@ def test_all_workers_killed_mid_load_then_restarted_nothing_is_lost(scale_connec
             time.sleep(0.05)
         stack.kill_clusters()  # mid-notification, every worker at once
         stack.start_cluster()
+        time.sleep(6)  # the dead workers' leases expire (a live lease is never taken by the sweep)
         # django-q2's Redis broker has no acknowledgement: the tasks the killed clusters held are gone.
         # The stale-work sweep (scheduled every 5 minutes; run here at once, through the real broker)
         # enqueues their rows again.

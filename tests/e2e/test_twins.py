@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.e2e.stack import free_port, running_stack, stack_env
+from sandbox.stack import free_port, running_stack, stack_env
 from tests.e2e.test_scale_out import database_url, private_redis_url
 
 pytestmark = [

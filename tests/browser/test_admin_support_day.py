@@ -49,7 +49,6 @@ def page(live_server) -> Iterator:
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         page = context.new_page()
         page.set_default_timeout(30_000)
-        page.on("dialog", lambda dialog: dialog.accept())
         try:
             yield page
         finally:
@@ -202,6 +201,12 @@ def test_a_support_persons_day(page, live_server, django_user_model, monkeypatch
     for active, name in ((False, "paused"), (True, "resumed")):
         page.goto(f"{base}/admin/sync/connector/{connector.pk}/change/")
         page.set_checked("#id_is_active", active)
+        if not active:  # leaving with an unsaved edit asks first; staying keeps the edit
+            dialogs: list[str] = []
+            page.once("dialog", lambda dialog: (dialogs.append(dialog.type), dialog.dismiss()))
+            page.click("a.dashboard-link", no_wait_after=True)
+            page.wait_for_timeout(500)
+            assert dialogs == ["beforeunload"] and "/change/" in page.url, (dialogs, page.url)
         page.click("input[name=_continue]")
         page.wait_for_selector(".messagelist .success")
         walk.landed(name)

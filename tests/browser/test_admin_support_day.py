@@ -10,6 +10,9 @@ seen moving from one page to the next by its own refresh.
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -82,7 +85,22 @@ def assert_columns_on_screen(page, columns: tuple[str, ...]) -> None:
         assert box and box["x"] + box["width"] <= right + 1, (column, box, right)
 
 
-def test_a_support_persons_day(page, live_server, django_user_model, monkeypatch):
+@pytest.fixture
+def server_log() -> Iterator[io.StringIO]:
+    """What the configured console handlers print during the test (every one of them, so a
+    logger printing through two handlers shows up twice)."""
+    buffer = io.StringIO()
+    loggers = [logging.getLogger()] + [logging.getLogger(name) for name in list(logging.Logger.manager.loggerDict)]
+    handlers = {h for lg in loggers for h in getattr(lg, "handlers", []) if type(h) is logging.StreamHandler}
+    previous = {h: h.setStream(buffer) for h in handlers}
+    try:
+        yield buffer
+    finally:
+        for handler, stream in previous.items():
+            handler.setStream(stream)
+
+
+def test_a_support_persons_day(page, live_server, django_user_model, monkeypatch, server_log):
     from django.contrib.admin.models import LogEntry
 
     import sync.incoming.fetch as fetch
@@ -231,3 +249,10 @@ def test_a_support_persons_day(page, live_server, django_user_model, monkeypatch
     for expected in ("Connected to the Intercom workspace", "Fetch all users", "Replayed 1 Intercom webhook", "Check connector", "Changed Is active"):
         assert any(expected in line for line in lines), (expected, lines)
     assert max(walk.timings.values()) < PAGE_BUDGET_MS, walk.timings
+
+    # The server's log of the whole day: one JSON line per event, no plain-text twin.
+    lines = [line for line in server_log.getvalue().splitlines() if line.strip()]
+    assert lines, "the walk logged nothing"
+    events = [json.loads(line) for line in lines]
+    assert len(lines) == len(set(lines)), "a log line was printed twice"
+    assert any(event["message"] == "intercom.fetch.page" for event in events)

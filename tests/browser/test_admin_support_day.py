@@ -246,7 +246,7 @@ def test_a_support_persons_day(page, live_server, django_user_model, monkeypatch
     page.goto(f"{base}/admin/sync/connector/{connector.pk}/history/")
     walk.landed("history")
     lines = [entry.get_change_message() for entry in LogEntry.objects.filter(object_id=str(connector.pk), content_type__model="connector")]
-    for expected in ("Connected to the Intercom workspace", "Fetch all users", "Replayed 1 Intercom webhook", "Check connector", "Changed Is active"):
+    for expected in ("Connected to the Intercom workspace", "Fetch all users", "Replayed 1 Intercom webhook", "Check connector", "Changed Active"):
         assert any(expected in line for line in lines), (expected, lines)
     assert max(walk.timings.values()) < PAGE_BUDGET_MS, walk.timings
 

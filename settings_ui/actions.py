@@ -17,6 +17,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from settings_ui.history import history_record
+from settings_ui.words import error_words
 from sync.models import Connector, HullSegment, SyncCursor
 
 logger = logging.getLogger(__name__)
@@ -237,22 +238,9 @@ def push_segment(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Q
 
 
 CHECK_NAMES = {"active": "Active", "hull": "Hull", "intercom": "Intercom", "webhook": "Webhook address", "rate budget": "Intercom rate limit", "queue": "Queue"}
-# The check's messages are shared with `manage.py check_connector`, written for operators; on the
-# admin page the HTTP calls and Python error names become words (the worker log keeps the details).
-ERROR_WORDS = {
-    "ConnectionError": "the connection failed",
-    "ConnectTimeout": "the connection timed out",
-    "ReadTimeout": "no answer in time",
-    "Timeout": "no answer in time",
-    "SSLError": "the secure connection failed",
-    "TooManyRedirects": "too many redirects",
-}
-
-
 def check_words(message: str) -> str:
-    message = re.sub(r" (?:GET|POST|PUT) /[\w/.-]+", "", message)
-    message = re.sub(r"\b(\w+(?:Error|Timeout|Redirects))\b", lambda m: ERROR_WORDS.get(m.group(1), "an unexpected error"), message)
-    return message.replace("(set PUBLIC_BASE_URL)", "(ask whoever runs the server to set its public address)")
+    """The check's messages are shared with `manage.py check_connector`, written for operators."""
+    return error_words(message).replace("(set PUBLIC_BASE_URL)", "(ask whoever runs the server to set its public address)")
 
 
 def _check_connector(connector: Connector) -> list[tuple[int, str]]:

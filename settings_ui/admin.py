@@ -159,6 +159,9 @@ def _outgoing_mappings_changed(formsets: Any) -> bool:
 
 # There is no public site besides the admin: no "View site" link to a 404.
 admin.site.site_url = None
+# The sidebar listing every table (internal ones too: identity links, cursors, the task queue) took
+# 300 px from the log lists, pushing their columns off-screen at 1280 px; the home page lists them.
+admin.site.enable_nav_sidebar = False
 
 # Intercom is connected through social-auth without creating logins, so its tables stay empty: hide them.
 for _model in (Association, Nonce, UserSocialAuth):

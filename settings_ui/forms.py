@@ -130,7 +130,11 @@ class ConnectorForm(forms.ModelForm):
         model = Connector
         fields = "__all__"
         widgets = {name: forms.PasswordInput(render_value=False) for name in SECRET_FIELDS}
-        labels = {"intercom_access_token": "Intercom access token (private app)", "intercom_api_base": "Intercom API address"}
+        labels = {
+            "is_active": "Active",
+            "intercom_access_token": "Intercom access token (private app)",
+            "intercom_api_base": "Intercom API address",
+        }
         help_texts = {
             "intercom_client_secret": (
                 "The client secret of your Intercom app, used to check that webhooks really come from Intercom. "

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
+from settings_ui.words import error_words
 from sync.intercom.regions import sandbox_api_base
 from sync.models import (
     Connector,
@@ -156,7 +157,8 @@ class SyncLogAdmin(OneConnectorColumns, ReadOnlyAdmin):
         """The skip reason or Intercom's error message, readable in the list (whole text on hover)."""
         if not obj.message:
             return "—"
-        return format_html('<span title="{}">{}</span>', obj.message, Truncator(obj.message).chars(90))
+        text = error_words(obj.message)
+        return format_html('<span title="{}">{}</span>', text, Truncator(text).chars(90))
 
     @admin.display(description="Data sent or received")
     def data_pretty(self, obj: SyncLog) -> str:
@@ -254,7 +256,12 @@ class DeliveryColumns:
     def error_text(self, obj: HullNotification | WebhookDelivery) -> str:
         if not obj.error:
             return "—"
-        return format_html('<span title="{}">{}</span>', obj.error, Truncator(obj.error).chars(80))
+        text = error_words(obj.error)
+        return format_html('<span title="{}">{}</span>', text, Truncator(text).chars(80))
+
+    @admin.display(description="What went wrong")
+    def error_detail(self, obj: HullNotification | WebhookDelivery) -> str:
+        return error_words(obj.error) or "—"
 
 
 class WorkAttemptInline(admin.TabularInline):
@@ -312,7 +319,7 @@ class HullNotificationAdmin(OneConnectorColumns, DeliveryColumns, ReplayableAdmi
     date_hierarchy = "received_at"
     actions = [replay_notifications]
     fields = (
-        "connector", "kind", "notification_id", "status_text", "attempts", "error", "message_count",
+        "connector", "kind", "notification_id", "status_text", "attempts", "error_detail", "message_count",
         "progress", "received_at", "processed_at", "logs", "payload_pretty",
     )
     readonly_fields = fields
@@ -342,7 +349,7 @@ class WebhookDeliveryAdmin(OneConnectorColumns, DeliveryColumns, ReplayableAdmin
     date_hierarchy = "received_at"
     actions = [replay_deliveries]
     fields = (
-        "connector", "topic", "notification_id", "status_text", "attempts", "intercom_attempts", "error",
+        "connector", "topic", "notification_id", "status_text", "attempts", "intercom_attempts", "error_detail",
         "received_at", "processed_at", "logs", "payload_pretty",
     )
     readonly_fields = fields
@@ -392,3 +399,9 @@ class SyncCursorAdmin(ReadOnlyAdmin):
         "started_at", "finished_at", "updated_at",
     )
     list_filter = ("kind", "stream", "status", "connector")
+    exclude = ("last_error",)
+    readonly_fields = ("what_went_wrong",)
+
+    @admin.display(description="Last error")
+    def what_went_wrong(self, obj: SyncCursor) -> str:
+        return error_words(obj.last_error) or "—"

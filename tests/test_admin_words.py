@@ -26,6 +26,11 @@ def busy_connector(connector, monkeypatch):
     HullSegment.objects.create(connector=connector, kind="user", hull_id="s1", name="Customers")
     IdentityLink.objects.create(connector=connector, entity="user", intercom_id="ic1", hull_id="h1")
     SyncCursor.objects.create(connector=connector, kind="fetch_all", stream="users", status="running", entities=10, total_estimate=100)
+    # What the engine stores when Intercom is unreachable: shown in words, stored as it was.
+    engine_error = "unavailable ConnectionError after 1 attempts"
+    log_outcome(connector, direction="incoming", entity="user", status="error", action="incoming.user.error", reason="unavailable", message=engine_error, email="down@x.io")
+    SyncCursor.objects.create(connector=connector, kind="incremental", stream="leads", status="failed", last_error=engine_error)
+    WebhookDelivery.objects.create(connector=connector, notification_id="n2", topic="contact.lead.created", payload={"id": "n2"}, status=DeliveryStatus.FAILED, error=engine_error)
     return connector
 
 
@@ -41,7 +46,7 @@ def pages(connector) -> list[str]:
     ]
     for action in ("check_connector", "fetch_all_users", "cancel_fetch_all", "replay_failures", "push_segment"):
         urls.append(reverse("admin:sync_connector_run_action", args=[pk, action]))
-    for model in (SyncLog, HullNotification, WebhookDelivery):
+    for model in (SyncLog, HullNotification, WebhookDelivery, IdentityLink, SyncCursor, HullSegment):
         name = model._meta.model_name
         urls.append(reverse(f"admin:sync_{name}_changelist"))
         for obj in model.objects.all():
@@ -73,3 +78,9 @@ def test_the_checker_catches_what_the_issue_found():
     for text in ("setupRequired", "incoming.user.success", "unavailable ConnectionError after 1 attempts", "`GET /api/v1/app`", "INTERCOM_4XX", "Stable reason code"):
         assert raw_codes(f"<p>{text}</p>"), text
     assert not raw_codes("<p>The webhook URL is <code>https://x/intercom/acme/webhooks</code>.</p>")
+
+
+def test_an_unreachable_intercom_is_said_in_words(staff_client, busy_connector):
+    html = staff_client.get(reverse("admin:sync_connector_dashboard", args=[busy_connector.pk])).content.decode()
+    assert "Intercom could not be reached (the connection failed, 1 try)" in html
+    assert "ConnectionError" not in html

@@ -10,6 +10,9 @@ seen moving from one page to the next by its own refresh.
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -49,7 +52,6 @@ def page(live_server) -> Iterator:
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         page = context.new_page()
         page.set_default_timeout(30_000)
-        page.on("dialog", lambda dialog: dialog.accept())
         try:
             yield page
         finally:
@@ -74,7 +76,31 @@ class Walk:
         self.page.screenshot(path=str(ARTIFACTS / f"day-{len(self.timings):02d}-{name}.png"))
 
 
-def test_a_support_persons_day(page, live_server, django_user_model, monkeypatch):
+def assert_columns_on_screen(page, columns: tuple[str, ...]) -> None:
+    """The columns that matter are visible at 1280 px: inside the window and not scrolled away in the list."""
+    visible = page.locator(".results").bounding_box()
+    right = min(1280, visible["x"] + visible["width"])
+    for column in columns:
+        box = page.locator("#result_list thead th", has_text=column).first.bounding_box()
+        assert box and box["x"] + box["width"] <= right + 1, (column, box, right)
+
+
+@pytest.fixture
+def server_log() -> Iterator[io.StringIO]:
+    """What the configured console handlers print during the test (every one of them, so a
+    logger printing through two handlers shows up twice)."""
+    buffer = io.StringIO()
+    loggers = [logging.getLogger()] + [logging.getLogger(name) for name in list(logging.Logger.manager.loggerDict)]
+    handlers = {h for lg in loggers for h in getattr(lg, "handlers", []) if type(h) is logging.StreamHandler}
+    previous = {h: h.setStream(buffer) for h in handlers}
+    try:
+        yield buffer
+    finally:
+        for handler, stream in previous.items():
+            handler.setStream(stream)
+
+
+def test_a_support_persons_day(page, live_server, django_user_model, monkeypatch, server_log):
     from django.contrib.admin.models import LogEntry
 
     import sync.incoming.fetch as fetch
@@ -172,10 +198,7 @@ def test_a_support_persons_day(page, live_server, django_user_model, monkeypatch
     page.wait_for_url(re.compile(r".*q=skipped.*"))
     walk.landed("sync-log-skipped")
     assert page.locator("#result_list").is_visible()
-    # The columns that matter are on screen at 1280 px.
-    for column in ("Email", "Intercom id", "Outcome", "Why"):
-        box = page.locator("#result_list thead th", has_text=column).first.bounding_box()
-        assert box and box["x"] + box["width"] <= 1280, column
+    assert_columns_on_screen(page, ("Email", "Intercom id", "Outcome", "Why"))
     page.click("#result_list tbody tr:first-child th a, #result_list tbody tr:first-child td a >> nth=0")
     walk.landed("why-skipped")
     assert "Not in any segment of the User filter" in page.locator("#content").inner_text()
@@ -188,9 +211,7 @@ def test_a_support_persons_day(page, live_server, django_user_model, monkeypatch
     )
     page.goto(f"{base}/admin/sync/webhookdelivery/?status__exact=failed")
     walk.landed("failed-deliveries")
-    for column in ("Status", "Attempts"):
-        box = page.locator("#result_list thead th", has_text=column).first.bounding_box()
-        assert box and box["x"] + box["width"] <= 1280, column
+    assert_columns_on_screen(page, ("Status", "Attempts", "What went wrong"))
     page.check("#result_list tbody input.action-select")
     page.select_option("select[name=action]", "replay_deliveries")
     page.click("button[name=index]")
@@ -202,6 +223,12 @@ def test_a_support_persons_day(page, live_server, django_user_model, monkeypatch
     for active, name in ((False, "paused"), (True, "resumed")):
         page.goto(f"{base}/admin/sync/connector/{connector.pk}/change/")
         page.set_checked("#id_is_active", active)
+        if not active:  # leaving with an unsaved edit asks first; staying keeps the edit
+            dialogs: list[str] = []
+            page.once("dialog", lambda dialog: (dialogs.append(dialog.type), dialog.dismiss()))
+            page.click("a.dashboard-link", no_wait_after=True)
+            page.wait_for_timeout(500)
+            assert dialogs == ["beforeunload"] and "/change/" in page.url, (dialogs, page.url)
         page.click("input[name=_continue]")
         page.wait_for_selector(".messagelist .success")
         walk.landed(name)
@@ -219,6 +246,13 @@ def test_a_support_persons_day(page, live_server, django_user_model, monkeypatch
     page.goto(f"{base}/admin/sync/connector/{connector.pk}/history/")
     walk.landed("history")
     lines = [entry.get_change_message() for entry in LogEntry.objects.filter(object_id=str(connector.pk), content_type__model="connector")]
-    for expected in ("Connected to the Intercom workspace", "Fetch all users", "Replayed 1 Intercom webhook", "Check connector", "Changed Is active"):
+    for expected in ("Connected to the Intercom workspace", "Fetch all users", "Replayed 1 Intercom webhook", "Check connector", "Changed Active"):
         assert any(expected in line for line in lines), (expected, lines)
     assert max(walk.timings.values()) < PAGE_BUDGET_MS, walk.timings
+
+    # The server's log of the whole day: one JSON line per event, no plain-text twin.
+    lines = [line for line in server_log.getvalue().splitlines() if line.strip()]
+    assert lines, "the walk logged nothing"
+    events = [json.loads(line) for line in lines]
+    assert len(lines) == len(set(lines)), "a log line was printed twice"
+    assert any(event["message"] == "intercom.fetch.page" for event in events)

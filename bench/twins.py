@@ -155,7 +155,7 @@ def main() -> None:
         import responses
 
         from sync.outgoing import contacts
-        from tests.plugins.intercom_sandbox import IntercomSandbox
+        from sandbox.intercom.responses_double import IntercomSandbox
 
         from sync.hull.client import HullClient
 

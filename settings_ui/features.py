@@ -38,7 +38,7 @@ FEATURE_FIELDSETS = [
         },
     ),
     (
-        "Intercom's event-name limit",
+        "Intercom event-name limit",
         {
             "description": (
                 "Intercom counts distinct event names per workspace and silently ignores new ones past its limit. "

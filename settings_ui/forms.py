@@ -159,6 +159,11 @@ class ConnectorForm(forms.ModelForm):
         ):
             self.fields[name].choices = segment_choices(connector, kind, getattr(self.instance, name))
         self.fields["incoming_events"].choices = topic_choices()
+        for field in self.fields.values():
+            # Fields with a callable model default (consent_mappings=list) compare against a hidden copy of
+            # their initial value, which the page does not render: every save would count them as changed.
+            # Compare against the stored value instead.
+            field.show_hidden_initial = False
         if "intercom_region" in self.fields:
             # A form that does not send the region keeps the connector's (US for a new one).
             self.fields["intercom_region"].required = False

@@ -35,7 +35,7 @@ TABS: list[Tab] = [
             "Hull events",
             "Removal and erasure",
             "Company moves",
-            "Intercom's event-name limit",
+            "Intercom event-name limit",
             "Consent (Intercom subscription types)",
         ),
     ),

@@ -223,8 +223,8 @@ class Connector(models.Model):
             "Keeps per-person Hull traits from Intercom conversations: open conversations, last conversation at, "
             "last rating and remark, seconds to the first admin reply. Needs the conversation topics (conversation.*, "
             "including conversation.rating.added) in the Intercom events whitelist and in the Intercom app's webhooks. "
-            "Webhooks keep them current; “manage.py rebuild_support_context” rebuilds them from Intercom's own "
-            "conversation data."
+            "Webhooks keep them current; an operator can rebuild them from Intercom's own conversation "
+            "data (“Support context” in the README)."
         ),
     )
     alert_failure_threshold = models.PositiveIntegerField(
@@ -445,12 +445,20 @@ class SyncLog(models.Model):
         EVENT_NOT_WHITELISTED = "event_not_whitelisted", "Event not whitelisted"
         EVENT_FROM_INTERCOM = "event_from_intercom", "Event came from Intercom"
         CONTACT_NOT_SYNCED = "contact_not_synced", "Contact not synced"
+        EVENT_NAME_LIMIT = "event_name_limit", "Past Intercom's event-name limit"
+        # outgoing removal policy and erasure (docs/beyond-the-spec.md)
+        REMOVAL_POLICY_NOTHING = "removal_policy_nothing", "Removal policy: leave the contact"
+        REMOVAL_NO_CONTACT = "removal_no_contact", "Nothing to remove in Intercom"
+        REMOVAL_ARCHIVED = "removal_archived", "Archived in Intercom"
+        REMOVAL_DELETED = "removal_deleted", "Deleted in Intercom"
+        ERASURE = "erasure", "Erased on request"
         # incoming skips
         TAG_IS_SEGMENT = "tag_is_segment", "Tag mirrors a Hull segment"
         MARK_DELETED_USERS_OFF = "mark_deleted_users_off", "Marking deleted users is off"
         MARK_DELETED_ACCOUNTS_OFF = "mark_deleted_accounts_off", "Marking deleted accounts is off"
         NO_CONTACT = "no_contact", "No contact in the payload"
         NO_INTERCOM_ID = "no_intercom_id", "No Intercom id"
+        SUPPORT_CONTEXT_OFF = "support_context_off", "Support context is off"
         # errors and halts, both directions (sync/work.py classifies them)
         INTERCOM_ERROR = "intercom_error", "Intercom refused the entity"
         INTERNAL_ERROR = "internal_error", "Internal error"

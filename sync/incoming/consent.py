@@ -61,7 +61,7 @@ def subscription_changed(ctx: IncomingContext, note: IntercomNotification) -> An
 
     ref = _contact_ref(note.item)
     if not ref:
-        log_incoming_skip(ctx, entity=SyncLog.EntityType.USER, reason="no_contact", message=f"{note.topic}: the payload names no contact.", delivery=ctx.delivery)
+        log_incoming_skip(ctx, entity=SyncLog.EntityType.USER, reason=SyncLog.Reason.NO_CONTACT, message=f"{note.topic}: the payload names no contact.", delivery=ctx.delivery)
         return Outcome(DeliveryStatus.DONE, "no_contact")
     contact_id = str(ref["id"])
     full = ctx.intercom.get_contact(contact_id)

@@ -173,7 +173,7 @@ def conversation_rating_added(ctx: IncomingContext, note: IntercomNotification) 
         log_incoming_skip(
             ctx,
             entity=SyncLog.EntityType.USER,
-            reason="support_context_off",
+            reason=SyncLog.Reason.SUPPORT_CONTEXT_OFF,
             message="conversation.rating.added: “Write support context to Hull” is off, so the rating is not kept.",
             delivery=ctx.delivery,
         )
@@ -181,7 +181,7 @@ def conversation_rating_added(ctx: IncomingContext, note: IntercomNotification) 
     contact = conversation_contact(note.item)
     if not contact.get("id") or not note.item.get("id"):
         log_incoming_skip(
-            ctx, entity=SyncLog.EntityType.USER, reason="no_contact", message=f"{note.topic}: the conversation names no user or lead.", delivery=ctx.delivery
+            ctx, entity=SyncLog.EntityType.USER, reason=SyncLog.Reason.NO_CONTACT, message=f"{note.topic}: the conversation names no user or lead.", delivery=ctx.delivery
         )
         return Outcome(DeliveryStatus.DONE, "no_contact")
     conversation_record(ctx.connector, note.item, topic=note.topic, at=note.created_at)

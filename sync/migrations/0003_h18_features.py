@@ -45,7 +45,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='connector',
             name='support_context_traits',
-            field=models.BooleanField(default=False, help_text="Keeps per-person Hull traits from Intercom conversations: open conversations, last conversation at, last rating and remark, seconds to the first admin reply. Needs the conversation topics (conversation.*, including conversation.rating.added) in the Intercom events whitelist and in the Intercom app's webhooks. Webhooks keep them current; “manage.py rebuild_support_context” rebuilds them from Intercom's own conversation data.", verbose_name='Write support context to Hull'),
+            field=models.BooleanField(default=False, help_text="Keeps per-person Hull traits from Intercom conversations: open conversations, last conversation at, last rating and remark, seconds to the first admin reply. Needs the conversation topics (conversation.*, including conversation.rating.added) in the Intercom events whitelist and in the Intercom app's webhooks. Webhooks keep them current; an operator can rebuild them from Intercom's own conversation data (“Support context” in the README).", verbose_name='Write support context to Hull'),
         ),
         migrations.AddField(
             model_name='identitylink',

@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sync.intercom.errors import BATCH_HALTING_ERRORS, IntercomApiError
+from sync.work import reraise_halt
+from sync.intercom.errors import IntercomApiError
 from sync.models import Entity, IdentityLink, SyncLog
 from sync.outgoing.context import OutgoingContext
 from sync.outgoing.routing import LEAD, USER, Decision, SkipReason, message_field
@@ -87,9 +88,8 @@ def consent_sync(ctx: OutgoingContext, *, intercom_id: str, wanted: Mapping[str,
                 ctx.intercom.attach_subscription(intercom_id, str(item["id"]), str(item.get("consent_type")))
             else:
                 ctx.intercom.detach_subscription(intercom_id, str(item["id"]))
-        except BATCH_HALTING_ERRORS:
-            raise
         except IntercomApiError as exc:
+            reraise_halt(exc)  # a rate limit, a refused token, a lost answer: the batch waits
             errors[name] = exc.message
             continue
         applied[name] = "subscribed" if consents else "unsubscribed"
@@ -149,7 +149,7 @@ def consent_only(ctx: OutgoingContext, *, message: Any, decision: Decision) -> b
     ctx.log(
         LEAD if link.entity == Entity.LEAD else USER,
         status,
-        reason="intercom_error" if status == SyncLog.Status.ERROR else "",
+        reason=SyncLog.Reason.INTERCOM_ERROR if status == SyncLog.Status.ERROR else "",
         message=consent_text(result),
         hull_id=hull_id,
         intercom_id=link.intercom_id,

@@ -20,7 +20,8 @@ from typing import Any
 from django.utils import timezone
 
 from sync.defaults import LEAD_GROUP, USER_GROUP
-from sync.intercom.errors import BATCH_HALTING_ERRORS, IntercomApiError, IntercomNotFound
+from sync.work import reraise_halt
+from sync.intercom.errors import IntercomApiError, IntercomNotFound
 from sync.models import Connector, Entity, IdentityLink, SyncLog
 from sync.outgoing.context import OutgoingContext
 from sync.outgoing.routing import SKIP, Decision, SkipReason, matches_filter, message_field, segment_ids
@@ -36,12 +37,12 @@ CAUSE_TEXT = {
 
 
 class RemovalReason:
-    """Reason codes on the removal's SyncLog row."""
+    """Reason codes on the removal's SyncLog row (members of the one SyncLog.Reason)."""
 
-    POLICY_NOTHING = "removal_policy_nothing"
-    NO_CONTACT = "removal_no_contact"
-    ARCHIVED = "removal_archived"
-    DELETED = "removal_deleted"
+    POLICY_NOTHING = SyncLog.Reason.REMOVAL_POLICY_NOTHING
+    NO_CONTACT = SyncLog.Reason.REMOVAL_NO_CONTACT
+    ARCHIVED = SyncLog.Reason.REMOVAL_ARCHIVED
+    DELETED = SyncLog.Reason.REMOVAL_DELETED
 
 
 def left_every_synced_segment(connector: Connector, message: Any, decision: Decision) -> bool:
@@ -101,13 +102,12 @@ def contact_removal(ctx: OutgoingContext, *, message: Any, cause: str) -> str:
                 ctx.intercom.delete_contact(intercom_id)
             else:
                 ctx.intercom.archive_contact(intercom_id)
-        except BATCH_HALTING_ERRORS:
-            raise
         except IntercomNotFound:
             done.append({"id": intercom_id, "role": entity, "result": "already gone"})
             IdentityLink.objects.filter(connector=ctx.connector, entity=entity, intercom_id=intercom_id).delete()
             continue
         except IntercomApiError as exc:
+            reraise_halt(exc)  # a rate limit, a refused token, a lost answer: the batch waits
             errors.append({"id": intercom_id, "role": entity, "error": exc.message})
             continue
         links = IdentityLink.objects.filter(connector=ctx.connector, entity=entity, intercom_id=intercom_id)
@@ -121,7 +121,7 @@ def contact_removal(ctx: OutgoingContext, *, message: Any, cause: str) -> str:
     if errors:
         data["errors"] = errors
         text = f"Intercom refused to {policy} contact(s) ({why}): " + "; ".join(e["error"] for e in errors)
-        ctx.log(USER_ENTITY, SyncLog.Status.ERROR, reason="intercom_error", message=text, intercom_id=ids[:64], data=data, **common)
+        ctx.log(USER_ENTITY, SyncLog.Status.ERROR, reason=SyncLog.Reason.INTERCOM_ERROR, message=text, intercom_id=ids[:64], data=data, **common)
         return "intercom_error"
     verb = "Deleted" if policy == Connector.RemovalPolicy.DELETE else "Archived"
     reason = RemovalReason.DELETED if policy == Connector.RemovalPolicy.DELETE else RemovalReason.ARCHIVED
@@ -142,8 +142,6 @@ def unarchive_returning(ctx: OutgoingContext, *, message: Any, target: str) -> N
     for link in IdentityLink.objects.filter(connector=ctx.connector, hull_id=hull_id, archived_at__isnull=False):
         try:
             ctx.intercom.unarchive_contact(link.intercom_id)
-        except BATCH_HALTING_ERRORS:
-            raise
         except IntercomNotFound:
             link.delete()  # gone meanwhile: the push resolves the contact again
             continue

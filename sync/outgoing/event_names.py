@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError
 
-from sync.models import Connector, SentEventName
+from sync.models import Connector, SentEventName, SyncLog
 from sync.outgoing.context import OutgoingContext
 
 WARN_MARGIN = 20  # warn this many names before the limit: 100 of Intercom's 120
-LIMIT_REACHED = "event_name_limit"
+LIMIT_REACHED = SyncLog.Reason.EVENT_NAME_LIMIT
 
 
 @dataclass(frozen=True)

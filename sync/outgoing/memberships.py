@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from sync.defaults import ACCOUNT_GROUP
-from sync.intercom.errors import BATCH_HALTING_ERRORS, IntercomApiError, IntercomNotFound
+from sync.work import reraise_halt
+from sync.intercom.errors import IntercomApiError, IntercomNotFound
 from sync.models import Entity, IdentityLink
 from sync.outgoing.context import OutgoingContext
 from sync.outgoing.routing import message_field
@@ -61,11 +62,10 @@ def company_moves(ctx: OutgoingContext, *, message: Any, intercom_id: str, curre
     for company_id in stale:
         try:
             ctx.intercom.detach_company(intercom_id, company_id)
-        except BATCH_HALTING_ERRORS:
-            raise
         except IntercomNotFound:
             detached.append(company_id)  # the company (or the membership) is gone already
         except IntercomApiError as exc:
+            reraise_halt(exc)  # a rate limit, a refused token, a lost answer: the batch waits
             errors[company_id] = exc.message
         else:
             detached.append(company_id)

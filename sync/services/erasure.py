@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q
 
+from sync.work import reraise_halt
 from sync.intercom.errors import BATCH_HALTING_ERRORS, IntercomApiError, IntercomNotFound
 from sync.models import Connector, Direction, Entity, ErasureAudit, IdentityLink, SyncLog
 from sync.synclog import log_outcome
@@ -112,9 +113,8 @@ def erase_person(*, connector: Connector, kind: str, value: str, actor: str, int
                 intercom.delete_contact(intercom_id)
             except IntercomNotFound:
                 pass  # already gone: erased all the same
-            except BATCH_HALTING_ERRORS:
-                raise
             except IntercomApiError as exc:
+                reraise_halt(exc)  # a rate limit, a refused token, a lost answer: the batch waits
                 result.errors.append(f"{intercom_id}: {exc.message}")
                 continue
             result.deleted.append(intercom_id)
@@ -137,7 +137,7 @@ def erase_person(*, connector: Connector, kind: str, value: str, actor: str, int
         entity=SyncLog.EntityType.USER,
         status=status,
         action=f"outgoing.user.erasure.{result.outcome}",
-        reason="erasure" if status != SyncLog.Status.ERROR else "intercom_error",
+        reason=SyncLog.Reason.ERASURE if status != SyncLog.Status.ERROR else SyncLog.Reason.INTERCOM_ERROR,
         message=f"Erasure request (audit #{audit.pk}, by {audit.actor}): {result.summary}",
         data={"erasure_audit": audit.pk, "contacts_deleted": len(result.deleted)},
     )

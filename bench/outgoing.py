@@ -160,7 +160,7 @@ def _stub_leg(connector: Any, links: list, indexes: range, firehose: Counter) ->
     try:
         messages = [
             _message(i, plan="stub", intercom_id=link.intercom_id, tagged=True, changes={"user": {"traits_plan": ["enterprise", "stub"]}})
-            for i, link in zip(indexes, links)
+            for i, link in zip(indexes, links, strict=True)
         ]
         notification = HullNotification.objects.create(
             connector=connector, notification_id="bench-stub", channel="user:update",
@@ -246,7 +246,7 @@ def main() -> None:
             seed_seconds = time.perf_counter() - seeded_started
             big = [
                 _message(i, plan="enterprise", intercom_id=link.intercom_id, tagged=True, changes={"user": {"traits_plan": ["pro", "enterprise"]}})
-                for i, link in zip(range(n, n + total), links)
+                for i, link in zip(range(n, n + total), links, strict=True)
             ]
             firehose.clear()
             calls, elapsed, kinds = _run(connector, big, sandbox)

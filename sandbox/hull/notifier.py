@@ -251,7 +251,7 @@ def notify_users(connector: Connector, users: Iterable[SandboxUser] | None = Non
         ]
     users = list(users)
     messages = [user_message(u) for u in users]
-    by_message = {m["message_id"]: u for m, u in zip(messages, users)}
+    by_message = {m["message_id"]: u for m, u in zip(messages, users, strict=True)}
 
     def delivered(chunk: Sequence[Any]) -> None:
         for message in chunk:
@@ -267,7 +267,7 @@ def notify_accounts(connector: Connector, accounts: Iterable[SandboxAccount] | N
         accounts = [a for a in SandboxAccount.objects.filter(organization=connector.hull_organization) if a.pending_changes]
     accounts = list(accounts)
     messages = [account_message(a) for a in accounts]
-    ids = {m["message_id"]: a.pk for m, a in zip(messages, accounts)}
+    ids = {m["message_id"]: a.pk for m, a in zip(messages, accounts, strict=True)}
 
     def delivered(chunk: Sequence[Any]) -> None:
         SandboxAccount.objects.filter(pk__in=[ids[m["message_id"]] for m in chunk]).update(pending_changes={})

@@ -155,7 +155,7 @@ def validate_request(request: ContractRequest) -> None:
             name = "untag_company_request"
         else:
             name = "tag_company_request"
-        _check_schema(name, body, f"request POST /tags")
+        _check_schema(name, body, "request POST /tags")
         return
     if errors:
         raise ContractViolation(f"request {request.method_name} {request.path}?{urlencode(request.query)}: " + "; ".join(_describe(e) for e in result.errors))

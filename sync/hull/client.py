@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import jwt
 import requests

@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Mapping
+from typing import Any
 
 from sync.hull.client import HullClient, utc_now_iso
 

@@ -8,7 +8,8 @@ budget is spent, so Hull slows down instead of us piling up work we cannot do ye
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 

@@ -9,7 +9,8 @@ Companies, Events, Fetching, Advanced), with each identity and mapping table ins
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -38,6 +39,9 @@ from settings_ui.forms import (
 from settings_ui.logs import *  # noqa: F401,F403 - registers the log admins
 from settings_ui.oauth import SESSION_CONNECTOR_KEY, intercom_disconnect
 from settings_ui.schema import attribute_options
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldOpts, _FieldsetSpec
 from sync.models import Connector, Direction, Entity, FieldMapping, IdentityClaim
 from sync.services.connectors import connector_apply_defaults
 
@@ -134,7 +138,7 @@ class CompanyOutgoingInline(FieldMappingInline):
     verbose_name_plural = "Company outgoing fields (Hull account attribute → Intercom company attribute)"
 
 
-GETTING_STARTED = (
+GETTING_STARTED: tuple[str, _FieldOpts] = (
     "Getting started",
     {
         "description": spec_texts.GETTING_STARTED,
@@ -155,7 +159,7 @@ GETTING_STARTED = (
 )
 
 
-def _without_secrets(fields: tuple) -> tuple:
+def _without_secrets(fields: Sequence[Any]) -> tuple[Any, ...]:
     kept = []
     for field in fields:
         if isinstance(field, (tuple, list)):
@@ -236,11 +240,11 @@ class ConnectorAdmin(admin.ModelAdmin):
 
     # A new connector gets its default claims and mappings on save; its add page asks only for
     # the basics, and the full page (with the tables) opens right after.
-    def get_fieldsets(self, request: HttpRequest, obj: Connector | None = None) -> list:
-        fieldsets = self.fieldsets if obj is not None else [GETTING_STARTED]
+    def get_fieldsets(self, request: HttpRequest, obj: Connector | None = None) -> _FieldsetSpec:
+        fieldsets: _FieldsetSpec = (self.fieldsets or []) if obj is not None else [GETTING_STARTED]
         if obj is not None and not self.has_change_permission(request, obj):
             # View-only staff get read-only fields rendered as text: the write-only secrets must go.
-            fieldsets = [(name, {**opts, "fields": _without_secrets(opts["fields"])}) for name, opts in fieldsets]
+            fieldsets = [(name, opts | {"fields": _without_secrets(opts["fields"])}) for name, opts in fieldsets]
         return fieldsets
 
     def get_inlines(self, request: HttpRequest, obj: Connector | None) -> list:
@@ -249,8 +253,9 @@ class ConnectorAdmin(admin.ModelAdmin):
     def response_add(self, request: HttpRequest, obj: Connector, post_url_continue: str | None = None) -> HttpResponse:
         if "_addanother" not in request.POST and "_continue" not in request.POST:
             # Straight on to the rest of the settings rather than back to the list.
-            request.POST = request.POST.copy()
-            request.POST["_continue"] = "1"
+            post = request.POST.copy()
+            post["_continue"] = "1"
+            request.POST = post  # type: ignore[assignment]  # django-stubs types POST as immutable; Django lets a view replace it
         return super().response_add(request, obj, post_url_continue)
 
     # --- display fields -------------------------------------------------------------------
@@ -430,8 +435,9 @@ class ConnectorAdmin(admin.ModelAdmin):
         """The buttons on a connector's pages: the changelist action, for this one connector."""
         connector = self._connector_or_404(request, object_id)
         available = self.get_actions(request)  # already filtered by the actions' permissions
-        if action not in available:
+        entry = available.get(action)
+        if entry is None:
             raise PermissionDenied
-        func = available[action][0]
+        func: Callable[..., HttpResponse | None] = entry[0]  # type: ignore[assignment]  # django-stubs (Django 5 branch) says actions return str
         response = func(self, request, Connector.objects.filter(pk=connector.pk))
         return response or redirect(reverse("admin:sync_connector_dashboard", args=[connector.pk]))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from settings_ui import schema, spec_texts
 from sync.models import Connector, Direction, Entity, FieldMapping, HullSegment, IdentityClaim
@@ -26,7 +27,7 @@ CLAIM_CHOICES: dict[str, tuple[list[str], list[str]]] = {
 }
 
 
-class LinesField(forms.CharField):
+class LinesField(forms.Field):
     """A list stored as JSON, edited one item per line."""
 
     widget = forms.Textarea(attrs={"rows": 4, "cols": 60})
@@ -53,7 +54,7 @@ class DatalistInput(forms.TextInput):
         self.options = options
         self.list_id = list_id
 
-    def render(self, name: str, value: Any, attrs: dict | None = None, renderer: Any = None) -> str:
+    def render(self, name: str, value: Any, attrs: dict | None = None, renderer: Any = None) -> SafeString:
         # The list is rendered next to each box: duplicate ids are harmless in a datalist (first wins),
         # and the empty template row the admin clones for "Add another" keeps working.
         datalist = format_html(
@@ -141,9 +142,10 @@ class ConnectorForm(forms.ModelForm):
             ("synchronized_user_segments", HullSegment.Kind.USER),
             ("synchronized_account_segments", HullSegment.Kind.ACCOUNT),
         ):
-            self.fields[name].choices = segment_choices(connector, kind, getattr(self.instance, name))
-        self.fields["incoming_events"].choices = topic_choices()
-        offered = {value for value, _ in self.fields["incoming_events"].choices}
+            cast(forms.ChoiceField, self.fields[name]).choices = segment_choices(connector, kind, getattr(self.instance, name))
+        topics = cast(forms.ChoiceField, self.fields["incoming_events"])
+        topics.choices = topic_choices()
+        offered = {value for value, _ in topics.choices}
         self.initial["incoming_event_patterns"] = [t for t in self.instance.incoming_events or [] if t not in offered]
         for name, text in spec_texts.HELP.items():
             if name in self.fields:
@@ -155,7 +157,8 @@ class ConnectorForm(forms.ModelForm):
                 )
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean() returns
         stored = Connector.objects.get(pk=self.instance.pk) if self.instance.pk else None
         for name in SECRET_FIELDS:
             if name in cleaned and not cleaned[name] and stored is not None:
@@ -225,7 +228,8 @@ class FieldMappingForm(forms.ModelForm):
                 self.fields[name].help_text = "Identity field: always synced."
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean() returns
         cleaned["entity"], cleaned["direction"] = self.ENTITY, self.DIRECTION
         self.instance.entity, self.instance.direction = self.ENTITY, self.DIRECTION
         name = (cleaned.get("intercom_attribute") or "").strip()
@@ -249,7 +253,7 @@ class MappingFormSet(forms.BaseInlineFormSet):
         super().clean()
         targets: dict[str, str] = {}
         for form in self.forms:
-            if self.can_delete and self._should_delete_form(form):
+            if self.can_delete and self._should_delete_form(form):  # type: ignore[attr-defined]  # django-stubs omits this BaseFormSet method
                 if form.instance.pk and form.instance.read_only:
                     raise ValidationError(f"“{form.instance.intercom_attribute}” is an identity mapping and cannot be removed.")
                 continue
@@ -280,7 +284,8 @@ class IdentityClaimForm(forms.ModelForm):
         self.fields["intercom_attribute"].widget = forms.Select(choices=[("", "---------")] + [(n, n) for n in intercom_names])
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean() returns
         cleaned["entity"] = self.ENTITY
         self.instance.entity = self.ENTITY
         hull_names, intercom_names = CLAIM_CHOICES[self.ENTITY]
@@ -298,6 +303,6 @@ class ClaimFormSet(forms.BaseInlineFormSet):
         super().clean()
         if any(self.errors):
             return
-        remaining = [f for f in self.forms if f.cleaned_data and not (self.can_delete and self._should_delete_form(f))]
+        remaining = [f for f in self.forms if f.cleaned_data and not (self.can_delete and self._should_delete_form(f))]  # type: ignore[attr-defined]  # as above
         if not remaining:
             raise ValidationError("Keep at least one identity claim: without one nothing can be matched.")

@@ -8,7 +8,6 @@ every other log row about the same entity), and failed deliveries can be replaye
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -111,7 +110,7 @@ class SyncLogAdmin(ReadOnlyAdmin):
         match = request.resolver_match
         return qs if match and match.url_name and match.url_name.endswith("change") else qs.defer("data")
 
-    def get_list_display(self, request: HttpRequest) -> Sequence[str]:
+    def get_list_display(self, request: HttpRequest) -> list[Any] | tuple[Any, ...]:
         # One connector (the usual deployment): its name in every row only pushes the rest off-screen.
         if Connector.objects.count() <= 1:
             return [name for name in self.list_display if name != "connector"]
@@ -167,10 +166,10 @@ class SyncLogAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Source")
     def source(self, obj: SyncLog) -> str:
-        if obj.notification_id:
+        if obj.notification is not None:
             url = reverse("admin:sync_hullnotification_change", args=[obj.notification_id])
             return format_html('<a href="{}">Hull {}</a>', url, obj.notification.channel)
-        if obj.delivery_id:
+        if obj.delivery is not None:
             url = reverse("admin:sync_webhookdelivery_change", args=[obj.delivery_id])
             return format_html('<a href="{}">webhook {}</a>', url, obj.delivery.topic)
         return "fetch" if obj.direction == "incoming" else "—"

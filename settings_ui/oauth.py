@@ -17,6 +17,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from social_core.backends.oauth import BaseOAuth2
 from social_core.exceptions import AuthException
+from social_django.strategy import DjangoStrategy
 
 from sync.models import Connector
 
@@ -38,6 +39,7 @@ class IntercomOAuth2(BaseOAuth2):
     """Intercom's OAuth: authorize on app.intercom.com, token from /auth/eagle/token, workspace from /me."""
 
     name = "intercom"
+    strategy: DjangoStrategy  # social_django's views run this backend, with the request at hand
     ACCESS_TOKEN_METHOD = "POST"
     REDIRECT_STATE = False
     STATE_PARAMETER = True

@@ -54,7 +54,7 @@ STANDARD_DATE_FIELDS = frozenset({"signed_up_at", "last_seen_at", "remote_create
 # Intercom rejects longer custom-attribute strings (reference/intercom-api.md §5.3).
 CUSTOM_STRING_LIMIT = 255
 
-GROUP_FOR_ENTITY = {Entity.USER: USER_GROUP, Entity.LEAD: LEAD_GROUP, Entity.COMPANY: ACCOUNT_GROUP}
+GROUP_FOR_ENTITY: dict[str, str] = {Entity.USER: USER_GROUP, Entity.LEAD: LEAD_GROUP, Entity.COMPANY: ACCOUNT_GROUP}
 # Incoming Intercom fields with their own handling in `map_incoming` (lists of names, not paths).
 _SPECIAL_INCOMING = frozenset({"email", "tags", "companies", "segments", "social_profiles"})
 

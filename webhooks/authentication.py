@@ -51,6 +51,13 @@ def _connector(request: Request) -> Connector:
     return connector
 
 
+def authenticated_connector(request: Request) -> Connector:
+    """The connector an authentication class of this app put in `request.auth`."""
+    if not isinstance(request.auth, Connector):
+        raise exceptions.NotAuthenticated()
+    return request.auth
+
+
 def _same(expected: str, given: Any) -> bool:
     # Both sides must be non-empty: an unset secret never matches an empty one.
     return bool(expected) and isinstance(given, str) and bool(given) and hmac.compare_digest(expected.encode(), given.encode())
@@ -86,7 +93,7 @@ def parse_json_body(request: Request, limit: int) -> Any:
         payload = loads_json_body(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise exceptions.ParseError("Malformed JSON body.") from exc
-    request._request._hull_json = payload
+    setattr(request._request, "_hull_json", payload)  # noqa: B010 - a per-request cache HttpRequest does not declare
     return payload
 
 

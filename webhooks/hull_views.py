@@ -23,6 +23,7 @@ from webhooks.authentication import (
     MAX_NOTIFICATION_BYTES,
     HullNotificationAuthentication,
     HullQueryAuthentication,
+    authenticated_connector,
     parse_json_body,
 )
 from webhooks.throttles import PublicEndpointThrottle
@@ -51,7 +52,7 @@ class HullSmartNotifierView(APIView):
     def post(self, request: Request, slug: str) -> Response:
         payload = parse_json_body(request, MAX_NOTIFICATION_BYTES)  # already parsed by authentication
         try:
-            receipt = hull_notification_receive(connector=request.auth, payload=payload)
+            receipt = hull_notification_receive(connector=authenticated_connector(request), payload=payload)
         except NotificationError as exc:
             raise exceptions.ParseError(str(exc)) from exc
         body = {
@@ -88,7 +89,7 @@ class HullBatchView(APIView):
         body = parse_json_body(request, MAX_NOTIFICATION_BYTES)
         try:
             notification, created = hull_export_receive(
-                connector=request.auth,
+                connector=authenticated_connector(request),
                 body=body,
                 segment_id=request.query_params.get("segment_id", ""),
                 default_object_type=self.default_object_type,
@@ -110,7 +111,7 @@ class HullStatusView(APIView):
     throttle_classes = [PublicEndpointThrottle]
 
     def _status(self, request: Request) -> Response:
-        return Response(hull_status(connector=request.auth).as_dict())
+        return Response(hull_status(connector=authenticated_connector(request)).as_dict())
 
     @extend_schema(responses={200: None, 401: None, 404: None})
     def get(self, request: Request, slug: str) -> Response:

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from sync.incoming.webhooks import webhook_delivery_receive
+from webhooks.authentication import authenticated_connector
 from webhooks.intercom_auth import IntercomSignatureAuthentication
 from webhooks.json_body import loads_json_body
 from webhooks.throttles import PublicEndpointThrottle
@@ -40,7 +41,7 @@ class IntercomWebhookView(APIView):
         responses={200: OpenApiResponse(description="Stored (or already stored)"), 400: None, 401: None, 404: None},
     )
     def post(self, request: Request, slug: str) -> Response:
-        connector = request.auth
+        connector = authenticated_connector(request)
         try:
             payload = loads_json_body(request.body)
         except (ValueError, UnicodeDecodeError) as exc:

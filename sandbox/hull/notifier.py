@@ -33,7 +33,7 @@ def django_client_transport() -> Transport:
     client = Client(raise_request_exception=False)
 
     def send(path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
-        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+        extra: dict[str, Any] = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
         response = client.post(path, data=body, content_type="application/json", **extra)
         try:
             return response.status_code, json.loads(response.content or b"null")
@@ -295,6 +295,7 @@ def export_to_connector(
 ) -> tuple[int, Any, SandboxExportFile]:
     """Write an NDJSON export of users (or accounts) and POST `/batch` (or `/batch-accounts`)."""
     organization = connector.hull_organization
+    rows: Iterable[Any]  # users or accounts, by object_type
     if object_type == "account_report":
         rows = entities if entities is not None else SandboxAccount.objects.filter(organization=organization)
         lines = [{**platform.account_report(a), "segment_ids": list(a.segment_ids or [])} for a in rows]
@@ -304,7 +305,7 @@ def export_to_connector(
         lines = []
         for user in rows:
             line = platform.user_report(user)
-            if user.account_id:
+            if user.account is not None:
                 line["account"] = platform.account_report(user.account)
             lines.append(line)
         endpoint = "batch"

@@ -44,7 +44,7 @@ def user_storage_key(key: str) -> str:
 # --- identity resolution ------------------------------------------------------------------------
 
 
-def _find(model: type, organization: str, claims: Mapping[str, Any], order: tuple[str, ...]) -> Any:
+def _find(model: type[SandboxUser] | type[SandboxAccount], organization: str, claims: Mapping[str, Any], order: tuple[str, ...]) -> Any:
     rows = model.objects.filter(organization=organization)
     for claim in order:
         value = claims.get(claim)
@@ -71,7 +71,7 @@ def _attach_identifiers(entity: Any, claims: Mapping[str, Any], fields: tuple[st
         _record_change(entity, "anonymous_ids", None, anonymous_id, key=f"anonymous_ids[{len(entity.anonymous_ids) - 1}]")
 
 
-def _resolve(model: type, organization: str, claims: Mapping[str, Any], order: tuple[str, ...], create: bool) -> Any:
+def _resolve(model: type[SandboxUser] | type[SandboxAccount], organization: str, claims: Mapping[str, Any], order: tuple[str, ...], create: bool) -> Any:
     entity = _find(model, organization, claims, order)
     if entity is None:
         # A Hull id names an existing entity: the platform never creates one from it.
@@ -112,6 +112,7 @@ def apply_traits(entity: SandboxUser | SandboxAccount, traits: Mapping[str, Any]
     attributes = dict(entity.attributes or {})
     for raw_key, raw_value in traits.items():
         key = user_storage_key(raw_key) if is_user else raw_key
+        operation: str | None
         operation, value = "set", raw_value
         if isinstance(raw_value, Mapping) and "operation" in raw_value:
             operation, value = raw_value.get("operation"), raw_value.get("value")
@@ -148,7 +149,7 @@ def apply_traits(entity: SandboxUser | SandboxAccount, traits: Mapping[str, Any]
 def link_user_to_account(user: SandboxUser, account: SandboxAccount) -> None:
     if user.account_id == account.pk:
         return
-    old = user.account.hull_id if user.account_id else None
+    old = user.account.hull_id if user.account is not None else None
     user.account = account
     changes = dict(user.pending_changes or {})
     changes["account"] = {**(changes.get("account") or {}), "id": [old, account.hull_id]}

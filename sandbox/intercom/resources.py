@@ -10,7 +10,7 @@ from django.db.models import Count, Q
 
 from sandbox.intercom import clock
 from sandbox.intercom.errors import SandboxError, invalid, not_found
-from sandbox.intercom.models import Company, Contact, Conversation, DataAttribute, Event, Tag, Workspace
+from sandbox.intercom.models import Company, Contact, ContactTag, Conversation, DataAttribute, Event, Tag, Workspace
 from sandbox.intercom.render import (
     STANDARD_ATTRIBUTES,
     render_attribute,
@@ -241,7 +241,7 @@ def create_or_update_tag(req: SandboxRequest) -> tuple[int, Any]:
             contact = Contact.objects.filter(workspace=ws, intercom_id=str(ref.get("id") or ""), deleted=False).first()
             if contact is None:
                 raise not_found("User Not Found")
-            tag.contacts.through.objects.get_or_create(contact=contact, tag=tag, defaults={"applied_at": now_int()})
+            ContactTag.objects.get_or_create(contact=contact, tag=tag, defaults={"applied_at": now_int()})
     return 200, render_tag(tag)
 
 

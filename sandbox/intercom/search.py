@@ -87,7 +87,7 @@ def validate_query(query: Any, custom_types: dict[str, str], depth: int = 1) -> 
     if operator not in OPERATORS_BY_TYPE[kind]:
         raise invalid(f"Operator '{operator}' is not supported for field '{field}'", code="invalid_operator")
     value = query.get("value")
-    values = value if operator in ("IN", "NIN") else [value]
+    values = value if operator in ("IN", "NIN") and isinstance(value, list) else [value]
     if operator in ("IN", "NIN") and not isinstance(value, list):
         raise invalid(f"Operator '{operator}' requires an array value", code="invalid_query")
     for item in values:

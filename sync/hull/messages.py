@@ -322,7 +322,7 @@ def notification_segments(payload: Mapping[str, Any]) -> tuple[list[dict[str, An
     """The org's user and account segments, whichever spelling Hull (or minihull) used."""
     users = _first_list(payload, "segments", "users_segments", "user_segments")
     accounts = _first_list(payload, "accounts_segments", "account_segments")
-    return [s for s in users if isinstance(s, Mapping)], [s for s in accounts if isinstance(s, Mapping)]
+    return [s for s in users if isinstance(s, dict)], [s for s in accounts if isinstance(s, dict)]
 
 
 def validate_notification(payload: Any) -> None:

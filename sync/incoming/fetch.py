@@ -58,7 +58,7 @@ LOOKBACK = timedelta(days=1)  # search dates are day-granular (reference/interco
 CONTACT_PAGE_SIZE = 150  # Intercom's maximum for contact search
 COMPANY_PAGE_SIZE = 60  # Intercom's maximum for /companies/list
 LAST_SEEN_PASS = "last_seen:"
-ROLE_FOR_STREAM = {SyncCursor.Stream.USERS: "user", SyncCursor.Stream.LEADS: "lead"}
+ROLE_FOR_STREAM: dict[str, str] = {SyncCursor.Stream.USERS: "user", SyncCursor.Stream.LEADS: "lead"}
 FLAG_FOR_STREAM = {
     SyncCursor.Stream.USERS: ("fetch_users", "fetch_users_interval"),
     SyncCursor.Stream.LEADS: ("fetch_leads", "fetch_leads_interval"),
@@ -205,7 +205,7 @@ def fetch_step(*, connector: Connector, kind: str, stream: str, chain: bool = Tr
         result = _step_locked(connector, cursor, continuation)
     except IntercomRateLimited as exc:
         result = _halt(cursor, exc, chain=chain)
-    except (IntercomServerError, IntercomUnavailable, *DATABASE_UNAVAILABLE) as exc:
+    except (IntercomServerError, IntercomUnavailable) + DATABASE_UNAVAILABLE as exc:
         result = _transient_failure(cursor, exc, chain=chain)
     except Exception as exc:
         _record_failure(cursor, exc)
@@ -262,7 +262,7 @@ def _step_locked(connector: Connector, cursor: SyncCursor, continuation: bool) -
 def _incremental_ready(connector: Connector, cursor: SyncCursor, continuation: bool) -> bool:
     """Start, restart or continue an incremental run; False when this step has nothing to do."""
     Status = SyncCursor.Status
-    flag, _ = FLAG_FOR_STREAM[cursor.stream]
+    flag, _ = FLAG_FOR_STREAM[SyncCursor.Stream(cursor.stream)]
     if not getattr(connector, flag):
         return False
     now = timezone.now()
@@ -333,8 +333,9 @@ def _request_page(ctx: IncomingContext, cursor: SyncCursor, page_cursor: str | N
     # carry a prefix so a resumed run knows which pass it was in.
     last_seen_pass = incremental and (page_cursor or "").startswith(LAST_SEEN_PASS)
     if last_seen_pass:
-        page_cursor = page_cursor[len(LAST_SEEN_PASS) :] or None  # type: ignore[index]
-    since = int(cursor.run_started_from.timestamp()) if incremental else 0
+        page_cursor = (page_cursor or "")[len(LAST_SEEN_PASS) :] or None
+    started = cursor.run_started_from  # set by _incremental_ready() before any incremental step
+    since = int(started.timestamp()) if incremental and started is not None else 0
     query = {
         "operator": "AND",
         "value": [
@@ -433,7 +434,8 @@ def _outside_window(cursor: SyncCursor, item: dict[str, Any]) -> bool:
     if cursor.kind != SyncCursor.Kind.INCREMENTAL or cursor.stream != SyncCursor.Stream.COMPANIES:
         return False
     updated_at = item.get("updated_at")
-    return isinstance(updated_at, int) and cursor.run_started_from is not None and unix_to_datetime(updated_at) <= cursor.run_started_from
+    started = cursor.run_started_from
+    return isinstance(updated_at, int) and started is not None and updated_at <= started.timestamp()
 
 
 # --- lease, halts, failures -----------------------------------------------------------------

@@ -112,7 +112,7 @@ def contact_signed_up(ctx: IncomingContext, note: IntercomNotification) -> Outco
 def contact_tag_changed(ctx: IncomingContext, note: IntercomNotification, *, added: bool, role: str | None = None) -> Outcome:
     """Refresh the tags attribute; a tag that is not a Hull segment's name is also an event."""
     item = note.item
-    tag = item.get("tag") if isinstance(item.get("tag"), Mapping) else {}
+    tag = value if isinstance(value := item.get("tag"), Mapping) else {}
     embedded = item.get("contact") or item.get("user") or item.get("lead") or {}
     if not embedded.get("id"):
         return _skip_no_id(ctx, note)
@@ -197,7 +197,7 @@ def contact_deleted(ctx: IncomingContext, note: IntercomNotification, *, role: s
 
 
 def company_upsert(ctx: IncomingContext, note: IntercomNotification) -> Outcome:
-    item = note.item.get("company") if isinstance(note.item.get("company"), Mapping) else note.item
+    item = value if isinstance(value := note.item.get("company"), Mapping) else note.item
     if not item.get("id"):
         return _skip_no_id(ctx, note, entity=SyncLog.EntityType.ACCOUNT)
     update = company_to_hull_account(ctx, normalise_company(item))

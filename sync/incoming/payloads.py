@@ -55,8 +55,8 @@ def notification_from_payload(payload: Mapping[str, Any], raw_body: bytes | None
     if not notification_id:
         digest_source = raw_body if raw_body is not None else repr(sorted(payload.items())).encode()
         notification_id = "sha1-" + hashlib.sha1(digest_source).hexdigest()  # noqa: S324 - an id, not security
-    data = payload.get("data") if isinstance(payload.get("data"), Mapping) else {}
-    item = data.get("item") if isinstance(data.get("item"), Mapping) else {}
+    data = value if isinstance(value := payload.get("data"), Mapping) else {}
+    item = value if isinstance(value := data.get("item"), Mapping) else {}
     attempts = payload.get("delivery_attempts")
     return IntercomNotification(
         notification_id=str(notification_id)[:128],

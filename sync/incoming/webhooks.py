@@ -112,7 +112,7 @@ def webhook_delivery_process(*, delivery: WebhookDelivery) -> None:
     except IntercomRateLimited as exc:
         _retry_later(delivery, reason="rate_limited", message=str(exc), at=_reset_time(exc), halted=True)
         return
-    except (IntercomServerError, IntercomUnavailable, *DATABASE_UNAVAILABLE) as exc:
+    except (IntercomServerError, IntercomUnavailable) + DATABASE_UNAVAILABLE as exc:
         # Not the delivery's fault: retried with back-off (if the database lets us write that
         # down; if not, the exception fails the task and the stale-work sweep re-runs it).
         reason = "database_unavailable" if isinstance(exc, DATABASE_UNAVAILABLE) else "intercom_unavailable"

@@ -75,7 +75,7 @@ def account_sync(
     account_segments = list(account_segments or ())
     changes = changes or {}
     hull_id = str(account.get("id") or "")
-    common = {"hull_id": hull_id, "external_id": str(account.get("external_id") or "")}
+    common: dict[str, Any] = {"hull_id": hull_id, "external_id": str(account.get("external_id") or "")}
     payload, attrs = build_company_payload(ctx, account, account_segments)
     if not payload.get("company_id"):
         ctx.log(

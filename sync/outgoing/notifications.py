@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.db import connection
@@ -35,6 +35,9 @@ from sync.outgoing.contacts import contact_sync
 from sync.outgoing.context import OutgoingContext, build_context
 from sync.outgoing.routing import COMPANY, SKIP, USER, message_field, route_message
 from sync.transient import DATABASE_RETRY_DELAY, DATABASE_UNAVAILABLE
+
+if TYPE_CHECKING:
+    from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
 
 logger = logging.getLogger("sync.outgoing")
 
@@ -58,7 +61,7 @@ class OutgoingHalted(Exception):
 # --- one message ---------------------------------------------------------------------------------
 
 
-def _entity_fields(message: Any) -> dict[str, str]:
+def _entity_fields(message: Any) -> dict[str, Any]:
     entity = message_field(message, "user") or message_field(message, "account") or {}
     return {
         "hull_id": str(entity.get("id") or ""),
@@ -127,7 +130,7 @@ def _in_thread(ctx: OutgoingContext, message: Any) -> None:
 def _concurrency() -> int:
     if connection.in_atomic_block:
         return 1
-    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+    if connection.vendor == "sqlite" and cast("SQLiteDatabaseWrapper", connection).is_in_memory_db():
         return 1  # shared-cache in-memory SQLite locks whole tables: threads would only collide
     return max(1, int(getattr(settings, "OUTGOING_CONCURRENCY", DEFAULT_CONCURRENCY)))
 
@@ -304,7 +307,7 @@ def _schedule_resume(notification: HullNotification, resume_at: datetime | None)
 
 
 # What sends a notification (or an export) back to wait instead of failing it.
-WAITING_ERRORS = (OutgoingHalted, *DATABASE_UNAVAILABLE)
+WAITING_ERRORS: tuple[type[Exception], ...] = (OutgoingHalted, *DATABASE_UNAVAILABLE)
 
 
 def notification_wait_or_fail(notification: HullNotification, exc: BaseException) -> None:

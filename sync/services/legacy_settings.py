@@ -95,7 +95,7 @@ SKIPPED_SETTINGS = {
     "app_id": "read from Intercom when it is connected",
 }
 ENTITIES = (Entity.USER, Entity.LEAD)
-GROUP_FOR_ENTITY = {Entity.USER: USER_GROUP, Entity.LEAD: LEAD_GROUP}
+GROUP_FOR_ENTITY: dict[str, str] = {Entity.USER: USER_GROUP, Entity.LEAD: LEAD_GROUP}
 
 
 class LegacySettingsError(ValueError):

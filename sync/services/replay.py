@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -25,7 +26,7 @@ REPLAYABLE_STATUSES = (DeliveryStatus.FAILED,)
 
 def _enqueue(task: str, ids: list[int]) -> None:
     for pk in ids:
-        transaction.on_commit(lambda pk=pk: async_task(task, pk))
+        transaction.on_commit(partial(async_task, task, pk))
 
 
 @transaction.atomic

@@ -156,7 +156,9 @@ def _stub_leg(connector: Any, links: list, indexes: range, firehose: Counter) ->
 
     stub = _StubIntercom()
     original = notifications.build_context
-    notifications.build_context = lambda c, n=None: OutgoingContext(connector=c, intercom=stub, firehose=open_firehose(c), notification=n)
+    notifications.build_context = lambda connector, notification=None: OutgoingContext(
+        connector=connector, intercom=stub, firehose=open_firehose(connector), notification=notification
+    )
     try:
         messages = [
             _message(i, plan="stub", intercom_id=link.intercom_id, tagged=True, changes={"user": {"traits_plan": ["enterprise", "stub"]}})

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -38,7 +39,7 @@ def webhook_body(n: int = 1, topic: str = "contact.user.created") -> bytes:
 
 
 def post_webhook(client: Client, body: bytes, signature: str | None, slug: str = "acme", **extra):
-    headers = {} if signature is None else {"HTTP_X_HUB_SIGNATURE": signature}
+    headers: dict[str, Any] = {} if signature is None else {"HTTP_X_HUB_SIGNATURE": signature}
     return client.post(f"/intercom/{slug}/webhooks", data=body, content_type="application/json", **headers, **extra)
 
 

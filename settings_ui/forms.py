@@ -18,8 +18,8 @@ logger = logging.getLogger(__name__)
 SECRET_FIELDS = ("hull_secret", "intercom_access_token", "intercom_client_secret")
 ALL_SEGMENTS = "ALL"
 
-# Identity strategies Hull's manifest allows per entity (reference/hull-intercom-behaviour.md §2.1,
-# with DECISIONS.md's domain <-> website for companies).
+# Identity strategies Hull's manifest allows per entity (docs/intercom-behaviour.md#settings,
+# with docs/decisions.md#identity's domain <-> website for companies).
 CLAIM_CHOICES: dict[str, tuple[list[str], list[str]]] = {
     Entity.USER: (["external_id", "email"], ["external_id", "email"]),
     Entity.LEAD: (["email"], ["email"]),

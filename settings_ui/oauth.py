@@ -2,7 +2,7 @@
 
 The flow is not a login: staff stay who they are. "Connect Intercom" puts the connector id in the
 session, social-auth sends staff to Intercom's authorize page, and the pipeline stores the token,
-encrypted, on that connector, then goes back to its settings page (reference/intercom-api.md §1.2-1.3).
+encrypted, on that connector, then goes back to its settings page (docs/intercom-api.md#oauth-and-workspace-identity).
 """
 
 from __future__ import annotations

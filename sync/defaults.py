@@ -1,4 +1,4 @@
-"""Defaults a new connector starts with (reference/hull-intercom-behaviour.md §2.2, DECISIONS.md)."""
+"""Defaults a new connector starts with (docs/intercom-behaviour.md#settings, docs/decisions.md#identity)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ ACCOUNT_GROUP = "intercom"
 # Attribute groups the connector writes itself: changes there never trigger a push (no loops).
 OWN_GROUPS = (USER_GROUP + "/", LEAD_GROUP + "/", ACCOUNT_GROUP + "/")
 
-# (hull attribute, intercom field), in priority order: external_id before email (DECISIONS.md).
+# (hull attribute, intercom field), in priority order: external_id before email (docs/decisions.md#identity).
 DEFAULT_CLAIMS: dict[str, list[tuple[str, str]]] = {
     "user": [("external_id", "external_id"), ("email", "email")],
     "lead": [("email", "email")],

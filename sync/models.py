@@ -1,6 +1,6 @@
 """The connector's data model: configuration, identity links, cursors, and the delivery/sync logs.
 
-Setting names follow Hull's Intercom connector (reference/hull-intercom-behaviour.md §2.1) so a
+Setting names follow Hull's Intercom connector (docs/intercom-behaviour.md#settings) so a
 support engineer who knows Hull's manifest finds each one under the same name and default.
 """
 
@@ -47,7 +47,7 @@ class Connector(models.Model):
     slug = models.SlugField(unique=True, help_text="Appears in the URLs Hull and Intercom call.")
     is_active = models.BooleanField(default=True, help_text="Paused connectors store what they receive but sync nothing.")
 
-    # Getting started: Hull credentials (reference/hull-platform.md §1.1).
+    # Getting started: Hull credentials (docs/hull-protocol.md#credentials).
     hull_organization = models.CharField(max_length=255, blank=True, help_text='Hull organization host, e.g. "acme.hullapp.io".')
     hull_id = models.CharField("Hull connector id", max_length=64, blank=True, db_index=True)
     hull_secret = EncryptedTextField("Hull connector secret", blank=True)

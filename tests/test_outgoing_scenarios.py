@@ -1,4 +1,4 @@
-"""Outgoing sync, the scenarios of Hull's connector tests (reference §7.2 S1-S6, S10) against the sandbox.
+"""Outgoing sync, the scenarios of Hull's connector tests (docs/intercom-behaviour.md#test-scenarios S1-S6, S10) against the sandbox.
 
 Each asserts the Intercom calls made (method + path + body where it matters), the records
 written back to Hull, and the SyncLog rows.
@@ -153,7 +153,7 @@ def test_s2_export_as_users_creates_the_user_and_links_its_company(connector, in
     [user] = intercom_sandbox.contacts(role="user")
     [company] = intercom_sandbox.companies()
     made = calls(intercom_sandbox)
-    # external_id before email (DECISIONS.md), each search role-restricted, then the create; the
+    # external_id before email (docs/decisions.md#identity), each search role-restricted, then the create; the
     # custom attribute with a space did not exist: created (typed from the value), push retried once.
     assert made[:6] == [
         ("POST", "/contacts/search"),

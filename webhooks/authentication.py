@@ -1,9 +1,9 @@
-"""DRF authentication for calls from Hull (spec/DECISIONS.md "Hull authentication").
+"""DRF authentication for calls from Hull (docs/decisions.md#hull-authentication).
 
 - Notifications (`/smart-notifier`): the RS256 signature headers when present (the public-key
   URL only from settings.HULL_PUBLIC_KEY_HOSTS, no SSRF), otherwise the connector id and secret in
   the body's `configuration`, compared in constant time.
-- Batch and status calls: the query-string credentials `?ship|id=<id>&secret=<secret>` (§1.4).
+- Batch and status calls: the query-string credentials `?ship|id=<id>&secret=<secret>` (docs/hull-protocol.md#credentials).
 
 Anything else: 401 and nothing stored. Both classes return `(None, connector)`.
 """

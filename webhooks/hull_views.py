@@ -2,7 +2,7 @@
 
 Each view authenticates (webhooks/authentication.py), calls one service in sync/hull/, and
 answers. Hull's notifier expects `{"flow_control": ...}` on every answer, errors included
-(reference/hull-platform.md §2.3), so failures carry a `retry` flow control and an `error` object.
+(docs/hull-protocol.md#flow-control), so failures carry a `retry` flow control and an `error` object.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """`/intercom/<slug>/webhooks`: verify, persist, enqueue, answer. No logic of its own.
 
-Intercom retries a delivery that is not answered within 5 seconds (reference/intercom-api.md
-§7.4), so processing happens in a task; every verified delivery, even an ignored or unknown
+Intercom retries a delivery that is not answered within 5 seconds (docs/intercom-api.md#webhooks), so processing happens in a task; every verified delivery, even an ignored or unknown
 topic, gets a 200 so Intercom does not retry or suspend the subscription.
 """
 

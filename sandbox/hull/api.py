@@ -3,7 +3,7 @@
 `handle_request(method, path, query, headers, body)` -> `(status, headers, payload)`; paths:
 - `POST /firehose`, `POST /api/v1/firehose` (and `POST /` on the firehose host): ingestion;
 - `GET /api/v1/app`, `GET|PUT /api/v1/<id>`, `PUT /api/v1/<id>/status`,
-  `GET /api/v1/users_segments`, `GET /api/v1/accounts_segments`: platform REST (§3.6);
+  `GET /api/v1/users_segments`, `GET /api/v1/accounts_segments`: platform REST (docs/hull-protocol.md#rest-api);
 - `GET /api/v1/_exports/<token>`: export files for the batch endpoints.
 """
 
@@ -169,7 +169,7 @@ def ingest_firehose(method: str, path: str, headers: Mapping[str, str], body: An
             SandboxFirehoseRecord.objects.create(
                 call=call, type=str(record_type), claims=claims, body=record_body, error=error[:255]
             )
-    # The real firehose is asynchronous: it never says whether a record was applied (§3.1).
+    # The real firehose is asynchronous: it never says whether a record was applied (docs/hull-protocol.md#firehose).
     return 200, "ok"
 
 
@@ -237,7 +237,7 @@ def rest(method: str, path: str, query: Mapping[str, str], headers: Mapping[str,
 
 
 def request_extract(connector_id: str, report: str, body: Mapping[str, Any]) -> tuple[int, Any]:
-    """`POST /extract/<report>` (§2.4): Hull exports the segment and POSTs it to `body.url`.
+    """`POST /extract/<report>` (docs/hull-protocol.md#exports): Hull exports the segment and POSTs it to `body.url`.
 
     The real platform delivers later; the stand-in delivers at once, in-process, to the path and
     query of `url` (whatever its host), so a test sees the whole round trip.

@@ -1,4 +1,4 @@
-"""The stand-in's notifier ("kraken", reference/hull-platform.md §6.4.4) and export sender (§6.4.5).
+"""The stand-in's notifier ("kraken", docs/hull-protocol.md#the-stand-in) and export sender.
 
 Builds `user:update` / `account:update` notifications from stored state (with the pending
 `changes`, undelivered `events`, segment enter/leave), posts them to a connector's
@@ -97,7 +97,7 @@ def _segments(organization: str, ids: Iterable[str], kind: str) -> list[dict[str
 
 
 def _event_payload(event: SandboxEvent, user: SandboxUser) -> dict[str, Any]:
-    # Hull delivers event dates as "YYYY-MM-DD HH:MM:SS UTC" (§2.1.1); keep that quirk.
+    # Hull delivers event dates as "YYYY-MM-DD HH:MM:SS UTC" (docs/hull-protocol.md#user-update-messages); keep that quirk.
     created = event.created_at.replace("T", " ").split(".")[0].rstrip("Z") + " UTC" if event.created_at else None
     return {
         "event_id": event.event_id,
@@ -151,7 +151,7 @@ def account_message(account: SandboxAccount) -> dict[str, Any]:
 def notification_body(
     connector: Connector, channel: str, messages: list[Any], *, notification_id: str | None = None, is_export: bool = False, retries: int = 0
 ) -> dict[str, Any]:
-    """The §2.1 body: both segment lists in the platform's spelling (`segments`, `accounts_segments`)."""
+    """The docs/hull-protocol.md#notifications body: both segment lists in the platform's spelling (`segments`, `accounts_segments`)."""
     organization = connector.hull_organization
     return {
         "notification_id": notification_id or str(uuid.uuid4()),
@@ -190,7 +190,7 @@ def deliver(
 ) -> NotifyResult:
     """Send `messages` in notifications, pacing by the connector's flow control.
 
-    `signed=True` sends the RS256 signature headers (§2.2) and leaves the secret out of
+    `signed=True` sends the RS256 signature headers (docs/hull-protocol.md#notification-signatures) and leaves the secret out of
     `configuration`, so only the signature can authenticate the notification.
     """
     send = transport or django_client_transport()

@@ -1,6 +1,6 @@
 """The Hull organization stand-in's core: identity resolution, operations, segments, reports.
 
-Follows reference/hull-platform.md §6.4: users are found by id, external_id, email, then
+Follows docs/hull-protocol.md#the-stand-in: users are found by id, external_id, email, then
 anonymous_id (accounts by id, external_id, domain, anonymous_id) and created unless
 `io.hull.create` is false; attribute keys are stored as Hull reports them (`traits_` on users
 for ungrouped and grouped custom attributes, accounts unprefixed); every change is remembered as
@@ -16,7 +16,7 @@ from typing import Any
 
 from sandbox.hull.models import SandboxAccount, SandboxEvent, SandboxSegment, SandboxUser
 
-# Top-level user attributes Hull keeps without the `traits_` prefix (§3.2, §4.1).
+# Top-level user attributes Hull keeps without the `traits_` prefix (docs/hull-protocol.md#traits).
 RESERVED_USER_KEYS = {
     "email", "external_id", "name", "first_name", "last_name", "domain", "phone", "address", "picture",
     "image", "description", "accepts_marketing", "is_approved", "approved", "created_at",
@@ -133,7 +133,7 @@ def apply_traits(entity: SandboxUser | SandboxAccount, traits: Mapping[str, Any]
         elif operation in ("decrement", "dec"):
             value = (current or 0) - (value or 0)
         if current == value:
-            continue  # a no-op produces no change (§5.4.3)
+            continue  # a no-op produces no change (docs/hull-protocol.md#loop-avoidance, 3)
         if key not in attributes and len(attributes) >= MAX_ATTRIBUTES:
             errors.append(f"{raw_key}: more than {MAX_ATTRIBUTES} attributes")
             continue
@@ -157,7 +157,7 @@ def link_user_to_account(user: SandboxUser, account: SandboxAccount) -> None:
 
 
 def track_event(user: SandboxUser, body: Mapping[str, Any]) -> SandboxEvent:
-    """Store an event; the same `event_id` again overwrites instead of duplicating (§3.3)."""
+    """Store an event; the same `event_id` again overwrites instead of duplicating (docs/hull-protocol.md#events)."""
     event_id = str(body.get("event_id") or secrets.token_hex(12))
     skip = {"event", "properties", "event_id", "created_at", "source"}
     event, _created = SandboxEvent.objects.update_or_create(

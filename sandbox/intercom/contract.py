@@ -2,7 +2,7 @@
 
 Used by the test fixture: every request the client sends and every answer the sandbox gives is
 checked; a mismatch raises `ContractViolation` and fails the test. The description is thin on
-errors and wrong in two documented places (reference §0 "Spec gaps"), which `validate_response`
+errors and wrong in two documented places (docs/intercom-api.md#openapi-description-and-its-gaps), which `validate_response`
 handles explicitly rather than silently:
 - an error status the operation does not document is checked against the `error` schema;
 - `GET /companies?company_id=|name=` answers one company (not `company_list`): checked against `company`;
@@ -61,7 +61,7 @@ def _patch_known_gaps(spec: dict) -> dict:
     - Search groups mix single filters and nested groups in one `value` array (Intercom's own
       nested-search example does); 2.15 types `value` as "all groups" oneOf "all filters".
     - Event metadata values may be strings, numbers, rich links `{url, value}` and monetary amounts
-      `{amount, currency}` (reference §6.1); 2.15 says strings only.
+      `{amount, currency}` (docs/intercom-api.md#data-events); 2.15 says strings only.
     """
     schemas = spec["components"]["schemas"]
     schemas["multiple_filter_search_request"]["properties"]["value"] = {

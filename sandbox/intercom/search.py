@@ -1,4 +1,4 @@
-"""`POST /contacts/search` semantics (reference §2.5): operators by field type, day-granular dates
+"""`POST /contacts/search` semantics (docs/intercom-api.md#contact-search): operators by field type, day-granular dates
 in the workspace's time zone, nesting and group-size limits, and an index that lags writes."""
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def _compare(kind: str, field: str, operator: str, actual: Any, expected: Any, t
     if kind == "date":
         if actual is None:
             return False
-        # Intercom compares dates by calendar day in the workspace's time zone (reference §2.5).
+        # Intercom compares dates by calendar day in the workspace's time zone (docs/intercom-api.md#contact-search).
         a, e = _day(actual, tz), _day(expected, tz)
         return {"=": a == e, ">": a > e, "<": a < e}[operator]
     if operator in ("IN", "NIN"):

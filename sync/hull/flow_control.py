@@ -1,4 +1,4 @@
-"""The `flow_control` answer to Hull's notifier (reference/hull-platform.md §2.3): back-pressure.
+"""The `flow_control` answer to Hull's notifier (docs/hull-protocol.md#flow-control): back-pressure.
 
 `next` asks for the next batch; `retry` asks Hull to redeliver the same notification after `in`
 milliseconds. We answer `retry` when our own queue for the connector is deep or Intercom's rate

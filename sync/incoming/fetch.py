@@ -6,7 +6,7 @@ only then checkpoints the cursor (page cursor, progress, high-water mark) in one
 So a killed worker resumes from the last page Hull has; a redelivered task finds the lease or
 the checkpoint and does not repeat work.
 
-Incremental runs (DECISIONS.md "Incremental fetch"): search `updated_at > high-water mark - 1 day`
+Incremental runs (docs/decisions.md#incremental-fetch): search `updated_at > high-water mark - 1 day`
 (Intercom compares dates by calendar day), skip contacts whose `updated_at` is not newer than the
 one already ingested (IdentityLink), raise the high-water mark after each page reached Hull, and
 retry a failed run from its start (`run_started_from` is kept until the run completes).
@@ -54,7 +54,7 @@ CONTINUATION_SUFFIX = ":next"
 LEASE = timedelta(seconds=150)
 # A tick that finds a running chain leaves it alone unless the chain has been silent this long.
 STALE_CHAIN = timedelta(minutes=10)
-LOOKBACK = timedelta(days=1)  # search dates are day-granular (reference/intercom-api.md §2.5)
+LOOKBACK = timedelta(days=1)  # search dates are day-granular (docs/intercom-api.md#contact-search)
 CONTACT_PAGE_SIZE = 150  # Intercom's maximum for contact search
 COMPANY_PAGE_SIZE = 60  # Intercom's maximum for /companies/list
 LAST_SEEN_PASS = "last_seen:"
@@ -267,7 +267,7 @@ def _incremental_ready(connector: Connector, cursor: SyncCursor, continuation: b
         return False
     now = timezone.now()
     if cursor.status == Status.FAILED:
-        # Retried from its start: same search window, first page (DECISIONS.md).
+        # Retried from its start: same search window, first page (docs/decisions.md#incremental-fetch).
         cursor.page_cursor = ""
         cursor.run_started_from = cursor.run_started_from or _search_from(cursor, now)
     elif cursor.status in (Status.RUNNING, Status.HALTED):
@@ -329,7 +329,7 @@ def _request_page(ctx: IncomingContext, cursor: SyncCursor, page_cursor: str | N
         return Page(items, str(page_number + 1) if has_next else None, response.get("total_count"))
     role = ROLE_FOR_STREAM[cursor.stream]
     incremental = cursor.kind == SyncCursor.Kind.INCREMENTAL
-    # The second pass of an incremental run (Hull's `last_seen_at` pass, §5.1): its page cursors
+    # The second pass of an incremental run (Hull's `last_seen_at` pass, docs/intercom-behaviour.md#incremental-fetch): its page cursors
     # carry a prefix so a resumed run knows which pass it was in.
     last_seen_pass = incremental and (page_cursor or "").startswith(LAST_SEEN_PASS)
     if last_seen_pass:

@@ -157,7 +157,7 @@ def contact_tag_changed(ctx: IncomingContext, note: IntercomNotification, *, add
 
 
 def contact_deleted(ctx: IncomingContext, note: IntercomNotification, *, role: str | None = None) -> Outcome:
-    """`<group>/deleted_at` and a cleared `<group>/id` on the profile of the contact's role (DECISIONS.md)."""
+    """`<group>/deleted_at` and a cleared `<group>/id` on the profile of the contact's role (docs/decisions.md#webhook-topics)."""
     item = note.item
     if not item.get("id"):
         return _skip_no_id(ctx, note)
@@ -246,7 +246,7 @@ def company_deleted(ctx: IncomingContext, note: IntercomNotification) -> Outcome
 
 
 def conversation_event(ctx: IncomingContext, note: IntercomNotification, *, event: str, reader: PropertyReader) -> Outcome:
-    """One Hull event named as in the spec table, on the conversation's contact (§5.4.3)."""
+    """One Hull event named as in the spec table, on the conversation's contact (docs/intercom-behaviour.md#conversation-events)."""
     from sync.incoming.conversations import ConversationView
 
     contact = ConversationView(note.item, note.app_id).contact
@@ -273,7 +273,7 @@ def conversation_event(ctx: IncomingContext, note: IntercomNotification, *, even
 
 
 def event_id_for(contact_id: str, note: IntercomNotification, suffix: str = "") -> str:
-    """Deterministic (DECISIONS.md): a redelivered or replayed notification is the same Hull event."""
+    """Deterministic (docs/decisions.md#webhook-topics): a redelivered or replayed notification is the same Hull event."""
     return f"{contact_id}-{note.topic}-{note.created_at}{suffix}"
 
 

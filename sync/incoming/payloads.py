@@ -3,7 +3,7 @@
 Everything downstream (transforms, topic handlers) sees one shape: the v2 REST contact/company
 with unix-second integer timestamps. Webhooks from apps on API 1.x send `user`/`contact` objects
 with `user_id`, ISO dates, `location_data` and `*.companies`/`*.tags` wrappers; 2.x webhooks send
-the v2 contact, sometimes with ISO timestamps (reference/intercom-api.md §7.5).
+the v2 contact, sometimes with ISO timestamps (docs/intercom-api.md#webhooks).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def _v1_contact_to_v2(item: Mapping[str, Any]) -> dict[str, Any]:
             "city": location.get("city_name"),
         },
         "social_profiles": {"type": "list", "data": list(social.get("social_profiles") or social.get("data") or [])},
-        # "company.list" marks names that came in the payload: no API call, no account linking (§4.1).
+        # "company.list" marks names that came in the payload: no API call, no account linking (docs/intercom-behaviour.md#contact-to-hull-user).
         "companies": {"type": "company.list", "data": list(companies.get("companies") or companies.get("data") or [])},
         "tags": {"type": "tag.list", "data": list(tags.get("tags") or tags.get("data") or []), "has_more": False},
     }

@@ -1,7 +1,7 @@
 """The Intercom rate-limit budget of one workspace, shared by every process of the deployment.
 
 Intercom enforces its limit per 10-second window and reports it on every response
-(`X-RateLimit-Limit`, `-Remaining`, `-Reset`, reference §8). Each process would exhaust it on
+(`X-RateLimit-Limit`, `-Remaining`, `-Reset`, docs/intercom-api.md#rate-limits). Each process would exhaust it on
 its own if it only read its own responses, so the window is kept in one shared place:
 
 - `DatabaseBudget` (default): the `sync.models.RateBudget` row of the workspace, taken with a

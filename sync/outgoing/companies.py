@@ -1,4 +1,4 @@
-"""Hull accounts -> Intercom companies (reference §3.8-3.9).
+"""Hull accounts -> Intercom companies (docs/intercom-behaviour.md#company-linking, #accounts-to-companies).
 
 `POST /companies` is Intercom's upsert keyed by `company_id` (ours: the account claim, by default
 `external_id`). Then company tags, then the write-back of the company to the Hull account

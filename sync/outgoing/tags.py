@@ -1,4 +1,4 @@
-"""Hull segments mirrored as Intercom tags (reference/hull-intercom-behaviour.md §3.5, DECISIONS.md).
+"""Hull segments mirrored as Intercom tags (docs/intercom-behaviour.md#segments-as-tags, docs/decisions.md#attributes-and-events).
 
 - Added: the names of all segments the user/account is in now, minus the tags Hull already knows
   the Intercom entity has (`intercom_<type>/tags`, `intercom/tags`: our own write-back) and minus

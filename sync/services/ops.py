@@ -272,7 +272,7 @@ def segment_push(*, connector: Connector, segment_id: str, hull_client: Any = No
 
     Hull answers at once and later POSTs the export there; it is then synced like any batch
     (sync/hull/exports.py -> outgoing_messages_sync): segment filters bypassed, "Send Batch As"
-    decides users or leads (reference/hull-platform.md §2.4, "Requesting an extract").
+    decides users or leads (docs/hull-protocol.md#exports, requesting an extract).
     """
     if not connector.is_hull_configured:
         raise SegmentPushRefused("Hull credentials are incomplete: organization, connector id and secret are required.")

@@ -32,7 +32,7 @@ Drive:
     ``.export(connector, object_type="user_report", segment_id="")`` -> (status, answer, export file).
 Build payloads (no state needed):
     ``make_user_update(connector, users=[{...raw user...}], changes=None, events=None, segments=None,
-    account=None, notification_id=None, is_export=False)`` -> a §2.1 body with ``traits_`` keys kept;
+    account=None, notification_id=None, is_export=False)`` -> a docs/hull-protocol.md#notifications body with ``traits_`` keys kept;
     ``make_account_update(connector, accounts=[{...}], ...)`` likewise. Both are also importable
     from this module.
 
@@ -93,7 +93,7 @@ def make_user_update(
     notification_id: str | None = None,
     is_export: bool = False,
 ) -> dict[str, Any]:
-    """A `user:update` body (§2.1/§2.1.1): one message per raw user dict (give `traits_` keys)."""
+    """A `user:update` body (docs/hull-protocol.md#user-update-messages): one message per raw user dict (give `traits_` keys)."""
     segments = [dict(DEFAULT_SEGMENT)] if segments is None else [dict(s) for s in segments]
     messages: list[dict[str, Any]] = []
     for raw in users:
@@ -130,7 +130,7 @@ def make_account_update(
     notification_id: str | None = None,
     is_export: bool = False,
 ) -> dict[str, Any]:
-    """An `account:update` body (§2.1.2); account attributes are never `traits_`-prefixed."""
+    """An `account:update` body (docs/hull-protocol.md#account-update-messages); account attributes are never `traits_`-prefixed."""
     account_segments = list(account_segments or [])
     messages: list[dict[str, Any]] = [
         {

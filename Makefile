@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test` (see README.md).
-.PHONY: run test setup test-postgres bench bench-small
+.PHONY: run test lint setup test-postgres bench bench-small
 
 setup:
 	scripts/setup.sh
@@ -7,7 +7,12 @@ setup:
 run:
 	scripts/run.sh
 
-test: setup
+# `make test` lints first: ruff's rules, then mypy with django-stubs (both configured in pyproject.toml).
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/mypy
+
+test: lint
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 # The scale-out pass of .ci/run, locally: throw-away PostgreSQL + Redis, then the whole suite.

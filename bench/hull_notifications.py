@@ -43,7 +43,7 @@ SEGMENTS = [
 
 
 def message(index: int) -> dict[str, Any]:
-    """A realistic §2.1.1 message: traits_ keys, an account, changes, one event."""
+    """A realistic docs/hull-protocol.md#user-update-messages message: traits_ keys, an account, changes, one event."""
     hull_id = f"{index:024x}"
     return {
         "message_id": secrets.token_hex(20),

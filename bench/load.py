@@ -206,7 +206,7 @@ def wait_for_drain(timeout: float) -> float | None:
 def count_losses(sent: dict, users_per_notification: int) -> dict:
     from sandbox.hull.models import SandboxUser
     from sandbox.intercom.models import Contact
-    from sync.models import DeliveryStatus, HullNotification, WebhookDelivery
+    from sync.models import HullNotification, WebhookDelivery
 
     expected_contacts = {f"load{n}-{k}@acme.com" for n in range(sent["notification"]) for k in range(users_per_notification)}
     contacts = Counter(Contact.objects.filter(workspace__token=TOKEN, deleted=False).values_list("email", flat=True))

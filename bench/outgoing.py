@@ -157,11 +157,13 @@ def _stub_leg(connector: Any, links: list, indexes: range, firehose: Counter) ->
 
     stub = _StubIntercom()
     original = notifications.build_context
-    notifications.build_context = lambda c, n=None: OutgoingContext(connector=c, intercom=stub, firehose=open_firehose(c), notification=n)
+    notifications.build_context = lambda connector, notification=None: OutgoingContext(
+        connector=connector, intercom=stub, firehose=open_firehose(connector), notification=notification
+    )
     try:
         messages = [
             _message(i, plan="stub", intercom_id=link.intercom_id, tagged=True, changes={"user": {"traits_plan": ["enterprise", "stub"]}})
-            for i, link in zip(indexes, links)
+            for i, link in zip(indexes, links, strict=True)
         ]
         notification = HullNotification.objects.create(
             connector=connector, notification_id="bench-stub", channel="user:update",
@@ -247,7 +249,7 @@ def main() -> None:
             seed_seconds = time.perf_counter() - seeded_started
             big = [
                 _message(i, plan="enterprise", intercom_id=link.intercom_id, tagged=True, changes={"user": {"traits_plan": ["pro", "enterprise"]}})
-                for i, link in zip(range(n, n + total), links)
+                for i, link in zip(range(n, n + total), links, strict=True)
             ]
             firehose.clear()
             calls, elapsed, kinds = _run(connector, big, sandbox)

@@ -2,7 +2,7 @@
 
 `/sandbox/intercom-oauth/oauth` plays app.intercom.com/oauth (used by connectors wired to the sandbox) (an "Authorize" button that sends
 the browser back with a code) and `/sandbox/intercom/auth/eagle/token` plays the token exchange
-(reference/intercom-api.md §1.2). The code is signed rather than stored: it names the sandbox
+(docs/intercom-api.md#oauth-and-workspace-identity). The code is signed rather than stored: it names the sandbox
 workspace and expires after five minutes, like Intercom's. The token handed out is the sandbox
 workspace's own bearer token, so `/me` and the rest of the Intercom sandbox accept it.
 """

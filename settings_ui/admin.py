@@ -9,7 +9,8 @@ Companies, Events, Fetching, Advanced), with each identity and mapping table ins
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -41,6 +42,9 @@ from settings_ui.forms import (
 from settings_ui.logs import *  # noqa: F401,F403 - registers the log admins
 from settings_ui.oauth import SESSION_CONNECTOR_KEY, intercom_disconnect
 from settings_ui.schema import attribute_options
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldOpts, _FieldsetSpec
 from sync.models import Connector, Direction, Entity, FieldMapping, IdentityClaim
 from sync.services.connectors import connector_apply_defaults
 
@@ -199,7 +203,7 @@ class ConnectorAdmin(admin.ModelAdmin):
         fieldsets = self.fieldsets if obj is not None else layout.add_page_fieldsets()
         if obj is not None and not self.has_change_permission(request, obj):
             # View-only staff get read-only fields rendered as text: the write-only secrets must go.
-            fieldsets = [(name, {**opts, "fields": _without_secrets(opts["fields"])}) for name, opts in fieldsets]
+            fieldsets = [(name, opts | {"fields": _without_secrets(opts["fields"])}) for name, opts in fieldsets]
         return fieldsets
 
     def render_change_form(self, request: HttpRequest, context: dict, add: bool = False, change: bool = False, form_url: str = "", obj: Connector | None = None) -> HttpResponse:
@@ -212,8 +216,9 @@ class ConnectorAdmin(admin.ModelAdmin):
     def response_add(self, request: HttpRequest, obj: Connector, post_url_continue: str | None = None) -> HttpResponse:
         if "_addanother" not in request.POST and "_continue" not in request.POST:
             # Straight on to the rest of the settings rather than back to the list.
-            request.POST = request.POST.copy()
-            request.POST["_continue"] = "1"
+            post = request.POST.copy()
+            post["_continue"] = "1"
+            request.POST = post  # type: ignore[assignment]  # django-stubs types POST as immutable; Django lets a view replace it
         return super().response_add(request, obj, post_url_continue)
 
     # --- display fields -------------------------------------------------------------------
@@ -426,8 +431,9 @@ class ConnectorAdmin(admin.ModelAdmin):
         """The buttons on a connector's pages: the changelist action, for this one connector."""
         connector = self._connector_or_404(request, object_id)
         available = self.get_actions(request)  # already filtered by the actions' permissions
-        if action not in available:
+        entry = available.get(action)
+        if entry is None:
             raise PermissionDenied
-        func = available[action][0]
+        func: Callable[..., HttpResponse | None] = entry[0]  # type: ignore[assignment]  # django-stubs (Django 5 branch) says actions return str
         response = func(self, request, Connector.objects.filter(pk=connector.pk))
         return response or redirect(reverse("admin:sync_connector_dashboard", args=[connector.pk]))

@@ -10,6 +10,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.utils import flatatt
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from settings_ui import schema, spec_texts
 from sync.models import Connector, Direction, Entity, FieldMapping, HullSegment, IdentityClaim
@@ -21,8 +22,8 @@ ALL_SEGMENTS = "ALL"
 # An Intercom webhook topic (contact.user.created) or a pattern with * for any part (conversation.*).
 TOPIC_PATTERN = re.compile(r"(\*|[a-z_]+)(\.(\*|[a-z_]+))*")
 
-# Identity strategies Hull's manifest allows per entity (reference/hull-intercom-behaviour.md §2.1,
-# with DECISIONS.md's domain <-> website for companies).
+# Identity strategies Hull's manifest allows per entity (docs/intercom-behaviour.md#settings,
+# with docs/decisions.md#identity's domain <-> website for companies).
 CLAIM_CHOICES: dict[str, tuple[list[str], list[str]]] = {
     Entity.USER: (["external_id", "email"], ["external_id", "email"]),
     Entity.LEAD: (["email"], ["email"]),
@@ -30,7 +31,7 @@ CLAIM_CHOICES: dict[str, tuple[list[str], list[str]]] = {
 }
 
 
-class LinesField(forms.CharField):
+class LinesField(forms.Field):
     """A list stored as JSON, edited one item per line."""
 
     widget = forms.Textarea(attrs={"rows": 4, "cols": 60})
@@ -218,7 +219,8 @@ class ConnectorForm(forms.ModelForm):
         return self._clean_interval("fetch_companies_interval")
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean() returns
         stored = Connector.objects.get(pk=self.instance.pk) if self.instance.pk else None
         for name in SECRET_FIELDS:
             if name in cleaned and not cleaned[name] and stored is not None:
@@ -308,7 +310,8 @@ class FieldMappingForm(forms.ModelForm):
                 self.fields[name].help_text = "Identity field: always synced."
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean() returns
         cleaned["entity"], cleaned["direction"] = self.ENTITY, self.DIRECTION
         self.instance.entity, self.instance.direction = self.ENTITY, self.DIRECTION
         name = (cleaned.get("intercom_attribute") or "").strip()
@@ -369,7 +372,7 @@ class MappingFormSet(forms.BaseInlineFormSet):
         super().clean()
         targets: dict[str, str] = {}
         for form in self.forms:
-            if self.can_delete and self._should_delete_form(form):
+            if self.can_delete and self._should_delete_form(form):  # type: ignore[attr-defined]  # django-stubs omits this BaseFormSet method
                 if form.instance.pk and form.instance.read_only:
                     raise ValidationError(f"“{form.instance.intercom_attribute}” is an identity mapping and cannot be removed.")
                 continue
@@ -400,7 +403,8 @@ class IdentityClaimForm(forms.ModelForm):
         self.fields["intercom_attribute"].widget = forms.Select(choices=[("", "---------")] + [(n, n) for n in intercom_names])
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean() returns
         cleaned["entity"] = self.ENTITY
         self.instance.entity = self.ENTITY
         hull_names, intercom_names = CLAIM_CHOICES[self.ENTITY]
@@ -421,6 +425,6 @@ class ClaimFormSet(forms.BaseInlineFormSet):
         super().clean()
         if any(self.errors):
             return
-        remaining = [f for f in self.forms if f.cleaned_data and not (self.can_delete and self._should_delete_form(f))]
+        remaining = [f for f in self.forms if f.cleaned_data and not (self.can_delete and self._should_delete_form(f))]  # type: ignore[attr-defined]  # as above
         if not remaining:
             raise ValidationError("Keep at least one identity claim: without one nothing can be matched.")

@@ -8,7 +8,6 @@ every other log row about the same entity), and failed deliveries can be replaye
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -202,7 +201,7 @@ class SyncLogAdmin(OneConnectorColumns, ReadOnlyAdmin):
 
     @admin.display(description="From")
     def source(self, obj: SyncLog) -> str:
-        if obj.notification_id:
+        if obj.notification is not None:
             url = reverse("admin:sync_hullnotification_change", args=[obj.notification_id])
             return format_html('<a href="{}">Hull notification</a>', url)
         if obj.delivery_id:

@@ -2,7 +2,7 @@
 
 The flow is not a login: staff stay who they are. "Connect Intercom" puts the connector id in the
 session, social-auth sends staff to Intercom's authorize page, and the pipeline stores the token,
-encrypted, on that connector, then goes back to its settings page (reference/intercom-api.md §1.2-1.3).
+encrypted, on that connector, then goes back to its settings page (docs/intercom-api.md#oauth-and-workspace-identity).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from social_core.backends.oauth import BaseOAuth2
 from social_core.exceptions import AuthException
+from social_django.strategy import DjangoStrategy
 
 from sync.intercom.regions import (
     REGIONS,
@@ -41,6 +42,7 @@ class IntercomOAuth2(BaseOAuth2):
     """Intercom's OAuth: authorize on app.intercom.com, token from /auth/eagle/token, workspace from /me."""
 
     name = "intercom"
+    strategy: DjangoStrategy  # social_django's views run this backend, with the request at hand
     ACCESS_TOKEN_METHOD = "POST"
     REDIRECT_STATE = False
     STATE_PARAMETER = True

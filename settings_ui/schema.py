@@ -1,6 +1,6 @@
 """Options for the attribute pickers: Intercom's data attributes, cached, with standard fields as fallback.
 
-Like Hull's schema dropdowns (reference/hull-intercom-behaviour.md §2.4): incoming pickers list every
+Like Hull's schema dropdowns (docs/intercom-behaviour.md#schema-pickers): incoming pickers list every
 attribute by `full_name` (custom ones as `custom_attributes.<name>`) plus the pseudo-fields; outgoing
 pickers list only `api_writable` attributes by bare `name`. The picker is a suggestion list: staff may
 type any name (a missing custom attribute is created when settings are saved).
@@ -31,7 +31,7 @@ CONTACT_PSEUDO_FIELDS = ["companies", "tags", "social_profiles", "segments"]
 COMPANY_PSEUDO_FIELDS = ["tags"]
 
 # Writable standard fields when Intercom cannot be asked (not connected, offline): from the
-# data-attribute schema Hull's tests use (§2.4).
+# data-attribute schema Hull's tests use (docs/intercom-behaviour.md#schema-pickers).
 CONTACT_WRITABLE_FIELDS = [
     "role", "name", "owner_id", "email", "phone", "external_id", "signed_up_at", "last_seen_at",
     "unsubscribed_from_emails", "avatar",

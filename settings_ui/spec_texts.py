@@ -1,7 +1,7 @@
 """Words staff read in the connector form, taken from the specification's Settings Reference.
 
 Kept in one module so the admin says what the user documentation says, and a change of wording
-is one edit (spec/seed-intercom-connector.txt; webhook topics with DECISIONS.md's copy fixes).
+is one edit (Hull's user documentation of the connector; webhook topics with docs/decisions.md#webhook-topics' copy fixes).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class Topic(NamedTuple):
     action: str
 
 
-# The spec's table, in its order. visitor.signed_up and company.created carry DECISIONS.md's fixes
+# The spec's table, in its order. visitor.signed_up and company.created carry docs/decisions.md#webhook-topics' fixes
 # of the spec's copy error ("Admin closed conversation").
 INCOMING_TOPICS: dict[str, Topic] = {
     "conversation.user.created": Topic("Customer or lead initiated message", "Create a new event “User started conversation”"),

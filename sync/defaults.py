@@ -1,4 +1,4 @@
-"""Defaults a new connector starts with (reference/hull-intercom-behaviour.md §2.2, DECISIONS.md)."""
+"""Defaults a new connector starts with (docs/intercom-behaviour.md#settings, docs/decisions.md#identity)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ COMPANY_INCOMING_FIELDS: list[tuple[str, str]] = [
 ]
 
 
-# (hull attribute, intercom field), in priority order: external_id before email (DECISIONS.md).
+# (hull attribute, intercom field), in priority order: external_id before email (docs/decisions.md#identity).
 DEFAULT_CLAIMS: dict[str, list[tuple[str, str]]] = {
     "user": [("external_id", "external_id"), ("email", "email")],
     "lead": [("email", "email")],

@@ -1,7 +1,7 @@
 """Attribute mapping both ways: Hull attributes -> Intercom fields, Intercom objects -> Hull traits.
 
-One place for the rules both directions share (reference/hull-intercom-behaviour.md §3.2, §4,
-DECISIONS.md "Attributes and events"):
+One place for the rules both directions share (docs/intercom-behaviour.md#outgoing-contacts, #contact-to-hull-user,
+docs/decisions.md#attributes-and-events):
 
 - Outgoing: a mapping's Hull value is read from the user (`email`, `intercom_user/name`), the
   account (`account.<attr>`) or the segment lists (`segments.name[]`). Values for Intercom's
@@ -51,10 +51,10 @@ COMPANY_STANDARD_FIELDS = frozenset(
 )
 # Standard fields Intercom takes as unix seconds.
 STANDARD_DATE_FIELDS = frozenset({"signed_up_at", "last_seen_at", "remote_created_at"})
-# Intercom rejects longer custom-attribute strings (reference/intercom-api.md §5.3).
+# Intercom rejects longer custom-attribute strings (docs/intercom-api.md#data-attributes).
 CUSTOM_STRING_LIMIT = 255
 
-GROUP_FOR_ENTITY = {Entity.USER: USER_GROUP, Entity.LEAD: LEAD_GROUP, Entity.COMPANY: ACCOUNT_GROUP}
+GROUP_FOR_ENTITY: dict[str, str] = {Entity.USER: USER_GROUP, Entity.LEAD: LEAD_GROUP, Entity.COMPANY: ACCOUNT_GROUP}
 # Incoming Intercom fields with their own handling in `map_incoming` (lists of names, not paths).
 _SPECIAL_INCOMING = frozenset({"email", "tags", "companies", "segments", "social_profiles"})
 
@@ -163,7 +163,7 @@ def coerce_standard_value(field_name: str, value: Any) -> Any:
 
 
 def intercom_data_type(value: Any, *, hull_attribute: str = "") -> str:
-    """Intercom data-attribute type for a Hull value (DECISIONS.md: typed from the value, not always string)."""
+    """Intercom data-attribute type for a Hull value (docs/decisions.md#attributes-and-events: typed from the value, not always string)."""
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):
@@ -186,7 +186,7 @@ def read_hull_value(
     segments: Iterable[Mapping[str, Any]] = (),
     account_segments: Iterable[Mapping[str, Any]] = (),
 ) -> Any:
-    """The value an outgoing mapping reads, or MISSING (reference §3.2: undefined is not written)."""
+    """The value an outgoing mapping reads, or MISSING (docs/intercom-behaviour.md#outgoing-contacts: undefined is not written)."""
     if hull_attribute == "segments.name[]":
         return [s.get("name") for s in segments if s.get("name")]
     if hull_attribute == "account_segments.name[]":

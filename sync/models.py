@@ -1,6 +1,6 @@
 """The connector's data model: configuration, identity links, cursors, and the delivery/sync logs.
 
-Setting names follow Hull's Intercom connector (reference/hull-intercom-behaviour.md §2.1) so a
+Setting names follow Hull's Intercom connector (docs/intercom-behaviour.md#settings) so a
 support engineer who knows Hull's manifest finds each one under the same name and default.
 """
 

@@ -19,7 +19,7 @@ def form_data(client: Client, connector: Connector) -> dict[str, Any]:
     assert response.status_code == 200
     form = response.context["adminform"].form
     data: dict[str, Any] = {}
-    for name, field in form.fields.items():
+    for name in form.fields:
         if name in form._meta.fields or name in form.declared_fields:
             value = form[name].value()
             if isinstance(value, bool):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.plugins.intercom_sandbox", "tests.plugins.hull_sandbox", "tests.shared_state"]
-
 from sync.models import Connector
 from sync.services.connectors import connector_create
+
+pytest_plugins = ["tests.plugins.intercom_sandbox", "tests.plugins.hull_sandbox", "tests.shared_state"]
 
 HULL_SECRET = "hull-connector-secret-1234"
 INTERCOM_TOKEN = "dG9rOmludGVyY29tLXNhbmRib3gtdG9rZW4="

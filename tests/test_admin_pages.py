@@ -25,7 +25,7 @@ def one_of_each(connector):
 
 def project_admin_pages():
     pages = []
-    for model, model_admin in admin.site._registry.items():
+    for model in admin.site._registry:
         if model._meta.app_label not in PROJECT_APPS:
             continue
         info = model._meta.app_label, model._meta.model_name

@@ -106,10 +106,10 @@ def assert_exactly_once(intercom_sandbox, hull_sandbox=None, *, users: int = USE
         assert row.status in (DeliveryStatus.DONE, DeliveryStatus.FAILED), (row.status, row.error)
         if row.status == DeliveryStatus.FAILED:
             assert row.error
-    for row in WebhookDelivery.objects.all():
-        assert row.status in (DeliveryStatus.DONE, DeliveryStatus.IGNORED, DeliveryStatus.UNSUPPORTED, DeliveryStatus.FAILED)
-        if row.status == DeliveryStatus.FAILED:
-            assert row.error
+    for delivery in WebhookDelivery.objects.all():
+        assert delivery.status in (DeliveryStatus.DONE, DeliveryStatus.IGNORED, DeliveryStatus.UNSUPPORTED, DeliveryStatus.FAILED)
+        if delivery.status == DeliveryStatus.FAILED:
+            assert delivery.error
 
 
 def user_success_rows() -> Counter:

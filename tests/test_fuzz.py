@@ -227,7 +227,7 @@ def test_hull_batch_never_500s_on_any_json(client, connector, payload, path):
 @pytest.mark.parametrize("path", ["smart-notifier", "batch"])
 def test_hull_deeply_nested_json_is_not_a_500(client, connector, depth, path):
     inner = "[" * depth + "]" * depth
-    body = ('{"notification_id":"deep","channel":"user:update","configuration":{"id":"%s","secret":"%s"},"messages":%s}' % (HULL_ID, HULL_SECRET, inner)).encode()
+    body = f'{{"notification_id":"deep","channel":"user:update","configuration":{{"id":"{HULL_ID}","secret":"{HULL_SECRET}"}},"messages":{inner}}}'.encode()
     before = counts()
     response = post_hull(client, path, body)
     assert_no_partial_write(response, before, counts())

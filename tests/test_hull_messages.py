@@ -1,4 +1,4 @@
-"""Parsing and normalising Hull notifications (reference/hull-platform.md §2.1)."""
+"""Parsing and normalising Hull notifications (docs/hull-protocol.md#notifications)."""
 
 from __future__ import annotations
 

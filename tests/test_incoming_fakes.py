@@ -106,7 +106,7 @@ class FakeIntercom:
         offset = _decode(starting_after) if starting_after else 0
         page = matches[offset : offset + per_page]
         more = offset + per_page < len(matches)
-        pages = {"type": "pages", "page": offset // per_page + 1, "per_page": per_page}
+        pages: dict[str, Any] = {"type": "pages", "page": offset // per_page + 1, "per_page": per_page}
         if more:
             pages["next"] = {"page": pages["page"] + 1, "starting_after": _encode(offset + per_page)}
         return {"type": "list", "data": [json.loads(json.dumps(c)) for c in page], "total_count": len(matches), "pages": pages}

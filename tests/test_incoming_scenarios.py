@@ -1,4 +1,4 @@
-"""Scenarios S7-S9 of reference/hull-intercom-behaviour.md §7.2, with the real IntercomClient
+"""Scenarios S7-S9 of docs/intercom-behaviour.md#test-scenarios, with the real IntercomClient
 against the Intercom sandbox (HTTP level, contract-checked) and the firehose recorded."""
 
 from __future__ import annotations

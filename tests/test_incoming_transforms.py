@@ -1,4 +1,4 @@
-"""Contact -> Hull user and company -> Hull account (§4.1, §4.2), payload shapes, the legacy seam."""
+"""Contact -> Hull user and company -> Hull account (docs/intercom-behaviour.md#contact-to-hull-user, #company-to-hull-account), payload shapes, the legacy seam."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Intercom sandbox reproduces what makes integrations fail in production (reference §11)."""
+"""The Intercom sandbox reproduces what makes integrations fail in production (docs/intercom-api.md#sandbox-checklist)."""
 
 from __future__ import annotations
 
@@ -167,7 +167,7 @@ def test_search_compares_dates_by_day_in_the_workspace_time_zone(intercom, inter
     intercom_sandbox.add_contact(external_id="old", updated_at=noon - 2 * DAY)
     intercom_sandbox.add_contact(external_id="same-day", updated_at=noon + 3600)
     intercom_sandbox.add_contact(external_id="later", updated_at=noon + DAY)
-    # `> T` starts on the next day: the rest of T's day is missed (reference §2.5)
+    # `> T` starts on the next day: the rest of T's day is missed (docs/intercom-api.md#contact-search)
     assert _ids(intercom, {"field": "updated_at", "operator": ">", "value": noon}) == ["later"]
     assert _ids(intercom, {"field": "updated_at", "operator": "=", "value": noon}) == ["same-day"]
     assert _ids(intercom, {"field": "updated_at", "operator": "<", "value": noon}) == ["old"]

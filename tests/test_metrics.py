@@ -11,6 +11,7 @@ from django.core.cache import cache
 from django.test import override_settings
 
 from sync.intercom.client import IntercomClient
+from sync.intercom.errors import IntercomNotFound
 from sync.models import DeliveryStatus, HullNotification, RateBudget, SyncLog, WebhookDelivery
 from sync.synclog import log_outcome
 from webhooks import metrics
@@ -110,7 +111,7 @@ def test_intercom_calls_errors_and_latency_are_counted(client, connector):
     intercom = IntercomClient("token-xyz", workspace_key="ws_metrics", base_url=API, sleep=lambda s: None)
     intercom.me()
     intercom.me()
-    with pytest.raises(Exception):
+    with pytest.raises(IntercomNotFound):
         intercom.get_contact("missing")
     text = client.get("/metrics").content.decode()
     got = samples(text)

@@ -1,4 +1,4 @@
-"""Routing (reference §3.1 decision order, DECISIONS.md "Routing") and the mapping helpers, one rule per test."""
+"""Routing (docs/intercom-behaviour.md#outgoing-routing decision order, docs/decisions.md#routing) and the mapping helpers, one rule per test."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Outgoing sync, the scenarios of Hull's connector tests (reference §7.2 S1-S6, S10) against the sandbox.
+"""Outgoing sync, the scenarios of Hull's connector tests (docs/intercom-behaviour.md#test-scenarios S1-S6, S10) against the sandbox.
 
 Each asserts the Intercom calls made (method + path + body where it matters), the records
 written back to Hull, and the SyncLog rows.

@@ -7,12 +7,14 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import Client, override_settings
 
+from sync.intercom.errors import IntercomNotFound, IntercomUnauthorized
 from sync.logging import JsonFormatter
 from sync.models import Connector, HullNotification, WebhookDelivery
 from tests.conftest import HULL_SECRET, INTERCOM_TOKEN
@@ -37,7 +39,7 @@ def webhook_body(n: int = 1, topic: str = "contact.user.created") -> bytes:
 
 
 def post_webhook(client: Client, body: bytes, signature: str | None, slug: str = "acme", **extra):
-    headers = {} if signature is None else {"HTTP_X_HUB_SIGNATURE": signature}
+    headers: dict[str, Any] = {} if signature is None else {"HTTP_X_HUB_SIGNATURE": signature}
     return client.post(f"/intercom/{slug}/webhooks", data=body, content_type="application/json", **headers, **extra)
 
 
@@ -198,7 +200,7 @@ def test_secrets_are_encrypted_in_the_database(connector):
             [connector.pk],
         )
         stored = cursor.fetchone()
-    for column, plain in zip(stored, (HULL_SECRET, INTERCOM_TOKEN, CLIENT_SECRET)):
+    for column, plain in zip(stored, (HULL_SECRET, INTERCOM_TOKEN, CLIENT_SECRET), strict=True):
         assert column.startswith("fernet:")
         assert plain not in column
     fresh = Connector.objects.get(pk=connector.pk)
@@ -250,11 +252,11 @@ def test_secrets_never_reach_the_logs(
     # Intercom client calls, including failures (404, and 401 with a bad token).
     intercom = intercom_sandbox.client()
     intercom.me()
-    with pytest.raises(Exception):
+    with pytest.raises(IntercomNotFound):
         intercom.get_contact("does-not-exist")
     from sync.intercom.client import IntercomClient
 
-    with pytest.raises(Exception):
+    with pytest.raises(IntercomUnauthorized):
         IntercomClient("bad-" + INTERCOM_TOKEN, workspace_key="ws_acme", max_retries=0).me()
     # Webhooks: rejected ones (bad signature, none) and a stored-and-processed one.
     body = webhook_body(7)

@@ -6,7 +6,6 @@ and are read and signed as bytes, exactly as Intercom signs what it sends.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +107,7 @@ def test_conversation_user_created__v2(deliver, connector):
     assert event["claims"]["anonymous_id"] == f"intercom-user:user-{V2_USER}"
     assert event["properties"] == {
         "topic": "conversation.user.created",
-        "link": f"https://app.intercom.com/a/apps/nrpsbkpc/conversations/503",
+        "link": "https://app.intercom.com/a/apps/nrpsbkpc/conversations/503",
         "assignee_id": "991267715",
         "message": "Hi, can I change my plan?",
         "initiated": "user",

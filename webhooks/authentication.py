@@ -1,9 +1,9 @@
-"""DRF authentication for calls from Hull (spec/DECISIONS.md "Hull authentication").
+"""DRF authentication for calls from Hull (docs/decisions.md#hull-authentication).
 
 - Notifications (`/smart-notifier`): the RS256 signature headers when present (the public-key
   URL only from settings.HULL_PUBLIC_KEY_HOSTS, no SSRF), otherwise the connector id and secret in
   the body's `configuration`, compared in constant time.
-- Batch and status calls: the query-string credentials `?ship|id=<id>&secret=<secret>` (§1.4).
+- Batch and status calls: the query-string credentials `?ship|id=<id>&secret=<secret>` (docs/hull-protocol.md#credentials).
 
 Anything else: 401 and nothing stored. Both classes return `(None, connector)`.
 """
@@ -53,6 +53,13 @@ def _connector(request: Request) -> Connector:
     return connector
 
 
+def authenticated_connector(request: Request) -> Connector:
+    """The connector an authentication class of this app put in `request.auth`."""
+    if not isinstance(request.auth, Connector):
+        raise exceptions.NotAuthenticated()
+    return request.auth
+
+
 def _same(expected: str, given: Any) -> bool:
     # Both sides must be non-empty: an unset secret never matches an empty one.
     return bool(expected) and isinstance(given, str) and bool(given) and hmac.compare_digest(expected.encode(), given.encode())
@@ -88,7 +95,7 @@ def parse_json_body(request: Request, limit: int) -> Any:
         payload = loads_json_body(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise exceptions.ParseError("Malformed JSON body.") from exc
-    request._request._hull_json = payload
+    setattr(request._request, "_hull_json", payload)  # noqa: B010 - a per-request cache HttpRequest does not declare
     return payload
 
 

@@ -2,7 +2,7 @@
 
 Each view authenticates (webhooks/authentication.py), calls one service in sync/hull/, and
 answers. Hull's notifier expects `{"flow_control": ...}` on every answer, errors included
-(reference/hull-platform.md §2.3), so failures carry a `retry` flow control and an `error` object.
+(docs/hull-protocol.md#flow-control), so failures carry a `retry` flow control and an `error` object.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from webhooks.authentication import (
     MAX_NOTIFICATION_BYTES,
     HullNotificationAuthentication,
     HullQueryAuthentication,
+    authenticated_connector,
     parse_json_body,
     read_limited_body,
 )
@@ -96,7 +97,7 @@ class HullBatchView(FailedAttemptThrottleMixin, APIView):
         body = parse_json_body(request, MAX_NOTIFICATION_BYTES)
         try:
             notification, created = hull_export_receive(
-                connector=request.auth,
+                connector=authenticated_connector(request),
                 body=body,
                 segment_id=request.query_params.get("segment_id", ""),
                 default_object_type=self.default_object_type,
@@ -118,7 +119,7 @@ class HullStatusView(FailedAttemptThrottleMixin, APIView):
     throttle_classes = [PublicEndpointThrottle]
 
     def _status(self, request: Request) -> Response:
-        return Response(hull_status(connector=request.auth).as_dict())
+        return Response(hull_status(connector=authenticated_connector(request)).as_dict())
 
     @extend_schema(responses={200: None, 401: None, 404: None})
     def get(self, request: Request, slug: str) -> Response:

@@ -1,7 +1,7 @@
 """DRF authentication for Intercom webhooks: `X-Hub-Signature` (HMAC-SHA1 of the raw body).
 
 The key is the Intercom app's client secret: the connector's own, else INTERCOM_CLIENT_SECRET
-(reference/intercom-api.md §7.3). A connector without either cannot verify anything, so it
+(docs/intercom-api.md#webhooks). A connector without either cannot verify anything, so it
 answers 401 too (as Sentry does when its own secret is unset).
 """
 

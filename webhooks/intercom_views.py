@@ -1,7 +1,6 @@
 """`/intercom/<slug>/webhooks`: verify, persist, enqueue, answer. No logic of its own.
 
-Intercom retries a delivery that is not answered within 5 seconds (reference/intercom-api.md
-§7.4), so processing happens in a task; every verified delivery, even an ignored or unknown
+Intercom retries a delivery that is not answered within 5 seconds (docs/intercom-api.md#webhooks), so processing happens in a task; every verified delivery, even an ignored or unknown
 topic, gets a 200 so Intercom does not retry or suspend the subscription.
 """
 
@@ -16,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from sync.incoming.webhooks import webhook_delivery_receive
+from webhooks.authentication import authenticated_connector
 from webhooks.intercom_auth import IntercomSignatureAuthentication
 from webhooks.json_body import loads_json_body
 from webhooks.throttles import PublicEndpointThrottle
@@ -40,7 +40,7 @@ class IntercomWebhookView(APIView):
         responses={200: OpenApiResponse(description="Stored (or already stored)"), 400: None, 401: None, 404: None},
     )
     def post(self, request: Request, slug: str) -> Response:
-        connector = request.auth
+        connector = authenticated_connector(request)
         try:
             payload = loads_json_body(request.body)
         except (ValueError, UnicodeDecodeError) as exc:

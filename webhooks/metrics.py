@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 
 from django.conf import settings
@@ -49,10 +49,10 @@ _KEY_PREFIX = "metrics:c:"
 # -- Intercom call counters -------------------------------------------------------------------
 
 
-def _status_class(status: object, error: str) -> str:
+def _status_class(status: int | str | None, error: str) -> str:
     if status is None:
         return "transport_error" if error else "unknown"
-    code = int(status)  # type: ignore[call-overload]
+    code = int(status)
     if code == 429:
         return "429"
     return f"{code // 100}xx"
@@ -162,7 +162,7 @@ def _escape(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _labels(labels: dict[str, object]) -> str:
+def _labels(labels: Mapping[str, object]) -> str:
     if not labels:
         return ""
     return "{" + ",".join(f'{key}="{_escape(value)}"' for key, value in labels.items()) + "}"
@@ -174,7 +174,7 @@ class Exposition:
     def __init__(self) -> None:
         self._families: dict[str, tuple[str, str, list[str]]] = {}
 
-    def add(self, name: str, kind: str, help_text: str, value: float, labels: dict[str, object] | None = None) -> None:
+    def add(self, name: str, kind: str, help_text: str, value: float, labels: Mapping[str, object] | None = None) -> None:
         family = name
         for suffix in ("_bucket", "_count", "_sum"):
             if kind == "histogram" and name.endswith(suffix):
@@ -270,25 +270,25 @@ def _add_database_gauges(out: Exposition) -> None:
         remaining = budget_remaining(key)
         if remaining is not None:
             out.add("intercom_rate_budget_remaining", "gauge", "", remaining, {"workspace": key})
-    for row in RateBudget.objects.values("workspace_key", "limit"):
-        out.add("intercom_rate_budget_limit", "gauge", "", row["limit"], {"workspace": row["workspace_key"]})
+    for budget in RateBudget.objects.values("workspace_key", "limit"):
+        out.add("intercom_rate_budget_limit", "gauge", "", budget["limit"], {"workspace": budget["workspace_key"]})
 
     out.declare("connector_sync_outcomes_last_hour", "gauge", "SyncLog rows written in the last hour, by connector, status and action.")
     since = timezone.now() - SYNC_LOG_WINDOW
-    rows = (
+    outcomes = (
         SyncLog.objects.filter(created_at__gte=since)
         .values("connector_id", "status", "action")
         .annotate(n=Count("id"))
         .order_by("connector_id", "status", "action")
     )
-    for row in rows:
-        slug = connectors[row["connector_id"]].slug if row["connector_id"] in connectors else row["connector_id"]
+    for outcome in outcomes:
+        slug = connectors[outcome["connector_id"]].slug if outcome["connector_id"] in connectors else outcome["connector_id"]
         out.add(
             "connector_sync_outcomes_last_hour",
             "gauge",
             "",
-            row["n"],
-            {"connector": slug, "status": row["status"], "action": row["action"]},
+            outcome["n"],
+            {"connector": slug, "status": outcome["status"], "action": outcome["action"]},
         )
 
 

@@ -3,7 +3,7 @@
 `handle_request(method, path, query, headers, body)` -> `(status, headers, payload)`; paths:
 - `POST /firehose`, `POST /api/v1/firehose` (and `POST /` on the firehose host): ingestion;
 - `GET /api/v1/app`, `GET|PUT /api/v1/<id>`, `PUT /api/v1/<id>/status`,
-  `GET /api/v1/users_segments`, `GET /api/v1/accounts_segments`: platform REST (§3.6);
+  `GET /api/v1/users_segments`, `GET /api/v1/accounts_segments`: platform REST (docs/hull-protocol.md#rest-api);
 - `GET /api/v1/_exports/<token>`: export files for the batch endpoints.
 """
 
@@ -110,6 +110,8 @@ def apply_record(organization: str, record_type: str, claims: Mapping[str, Any],
     if (as_user and user is None) or (as_account and account is None):
         raise platform.IngestionError("entity not found and io.hull.create is false")
     subject = account if claims["io.hull.subjectType"] == "account" else user
+    if subject is None:  # decode_record_token() already refuses a subject type without its claims
+        raise platform.IngestionError(f"no {claims['io.hull.subjectType']} to apply the record to")
     if record_type == "traits":
         errors = platform.apply_traits(subject, body)
         if user is not None and account is not None:
@@ -151,7 +153,7 @@ def ingest_firehose(method: str, path: str, headers: Mapping[str, str], body: An
         call = _record("firehose", method, path, connector_id, {"records": len(body["batch"])}, 200, "ok")
         for raw in body["batch"]:
             record_type = raw.get("type") if isinstance(raw, dict) else None
-            record_body = raw.get("body") if isinstance(raw, dict) and isinstance(raw.get("body"), dict) else {}
+            record_body = value if isinstance(raw, dict) and isinstance(value := raw.get("body"), dict) else {}
             token = ((raw.get("headers") or {}) if isinstance(raw, dict) else {}).get("Hull-Access-Token", "")
             claims: dict[str, Any] = {}
             error = ""
@@ -167,7 +169,7 @@ def ingest_firehose(method: str, path: str, headers: Mapping[str, str], body: An
             SandboxFirehoseRecord.objects.create(
                 call=call, type=str(record_type), claims=claims, body=record_body, error=error[:255]
             )
-    # The real firehose is asynchronous: it never says whether a record was applied (§3.1).
+    # The real firehose is asynchronous: it never says whether a record was applied (docs/hull-protocol.md#firehose).
     return 200, "ok"
 
 
@@ -208,6 +210,7 @@ def rest(method: str, path: str, query: Mapping[str, str], headers: Mapping[str,
         _record("rest", method, path, _header(headers, "Hull-App-Id"), body, 401, None)
         return 401, {"error": "invalid connector credentials"}
     connector_id, _secret, organization = auth
+    answer: Any  # the reply's JSON body
     status, answer = 404, {"error": "not found"}
     if method == "GET" and parts == ["app"]:
         status, answer = 200, connector_object(connector_id)
@@ -234,7 +237,7 @@ def rest(method: str, path: str, query: Mapping[str, str], headers: Mapping[str,
 
 
 def request_extract(connector_id: str, report: str, body: Mapping[str, Any]) -> tuple[int, Any]:
-    """`POST /extract/<report>` (§2.4): Hull exports the segment and POSTs it to `body.url`.
+    """`POST /extract/<report>` (docs/hull-protocol.md#exports): Hull exports the segment and POSTs it to `body.url`.
 
     The real platform delivers later; the stand-in delivers at once, in-process, to the path and
     query of `url` (whatever its host), so a test sees the whole round trip.

@@ -1,4 +1,4 @@
-"""The stand-in's notifier ("kraken", reference/hull-platform.md §6.4.4) and export sender (§6.4.5).
+"""The stand-in's notifier ("kraken", docs/hull-protocol.md#the-stand-in) and export sender.
 
 Builds `user:update` / `account:update` notifications from stored state (with the pending
 `changes`, undelivered `events`, segment enter/leave), posts them to a connector's
@@ -33,7 +33,7 @@ def django_client_transport() -> Transport:
     client = Client(raise_request_exception=False)
 
     def send(path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
-        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+        extra: dict[str, Any] = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
         response = client.post(path, data=body, content_type="application/json", **extra)
         try:
             return response.status_code, json.loads(response.content or b"null")
@@ -97,7 +97,7 @@ def _segments(organization: str, ids: Iterable[str], kind: str) -> list[dict[str
 
 
 def _event_payload(event: SandboxEvent, user: SandboxUser) -> dict[str, Any]:
-    # Hull delivers event dates as "YYYY-MM-DD HH:MM:SS UTC" (§2.1.1); keep that quirk.
+    # Hull delivers event dates as "YYYY-MM-DD HH:MM:SS UTC" (docs/hull-protocol.md#user-update-messages); keep that quirk.
     created = event.created_at.replace("T", " ").split(".")[0].rstrip("Z") + " UTC" if event.created_at else None
     return {
         "event_id": event.event_id,
@@ -151,7 +151,7 @@ def account_message(account: SandboxAccount) -> dict[str, Any]:
 def notification_body(
     connector: Connector, channel: str, messages: list[Any], *, notification_id: str | None = None, is_export: bool = False, retries: int = 0
 ) -> dict[str, Any]:
-    """The §2.1 body: both segment lists in the platform's spelling (`segments`, `accounts_segments`)."""
+    """The docs/hull-protocol.md#notifications body: both segment lists in the platform's spelling (`segments`, `accounts_segments`)."""
     organization = connector.hull_organization
     return {
         "notification_id": notification_id or str(uuid.uuid4()),
@@ -190,7 +190,7 @@ def deliver(
 ) -> NotifyResult:
     """Send `messages` in notifications, pacing by the connector's flow control.
 
-    `signed=True` sends the RS256 signature headers (§2.2) and leaves the secret out of
+    `signed=True` sends the RS256 signature headers (docs/hull-protocol.md#notification-signatures) and leaves the secret out of
     `configuration`, so only the signature can authenticate the notification.
     """
     send = transport or django_client_transport()
@@ -251,7 +251,7 @@ def notify_users(connector: Connector, users: Iterable[SandboxUser] | None = Non
         ]
     users = list(users)
     messages = [user_message(u) for u in users]
-    by_message = {m["message_id"]: u for m, u in zip(messages, users)}
+    by_message = {m["message_id"]: u for m, u in zip(messages, users, strict=True)}
 
     def delivered(chunk: Sequence[Any]) -> None:
         for message in chunk:
@@ -267,7 +267,7 @@ def notify_accounts(connector: Connector, accounts: Iterable[SandboxAccount] | N
         accounts = [a for a in SandboxAccount.objects.filter(organization=connector.hull_organization) if a.pending_changes]
     accounts = list(accounts)
     messages = [account_message(a) for a in accounts]
-    ids = {m["message_id"]: a.pk for m, a in zip(messages, accounts)}
+    ids = {m["message_id"]: a.pk for m, a in zip(messages, accounts, strict=True)}
 
     def delivered(chunk: Sequence[Any]) -> None:
         SandboxAccount.objects.filter(pk__in=[ids[m["message_id"]] for m in chunk]).update(pending_changes={})
@@ -295,6 +295,7 @@ def export_to_connector(
 ) -> tuple[int, Any, SandboxExportFile]:
     """Write an NDJSON export of users (or accounts) and POST `/batch` (or `/batch-accounts`)."""
     organization = connector.hull_organization
+    rows: Iterable[Any]  # users or accounts, by object_type
     if object_type == "account_report":
         rows = entities if entities is not None else SandboxAccount.objects.filter(organization=organization)
         lines = [{**platform.account_report(a), "segment_ids": list(a.segment_ids or [])} for a in rows]
@@ -304,7 +305,7 @@ def export_to_connector(
         lines = []
         for user in rows:
             line = platform.user_report(user)
-            if user.account_id:
+            if user.account is not None:
                 line["account"] = platform.account_report(user.account)
             lines.append(line)
         endpoint = "batch"

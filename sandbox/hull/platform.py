@@ -1,6 +1,6 @@
 """The Hull organization stand-in's core: identity resolution, operations, segments, reports.
 
-Follows reference/hull-platform.md §6.4: users are found by id, external_id, email, then
+Follows docs/hull-protocol.md#the-stand-in: users are found by id, external_id, email, then
 anonymous_id (accounts by id, external_id, domain, anonymous_id) and created unless
 `io.hull.create` is false; attribute keys are stored as Hull reports them (`traits_` on users
 for ungrouped and grouped custom attributes, accounts unprefixed); every change is remembered as
@@ -16,7 +16,7 @@ from typing import Any
 
 from sandbox.hull.models import SandboxAccount, SandboxEvent, SandboxSegment, SandboxUser
 
-# Top-level user attributes Hull keeps without the `traits_` prefix (§3.2, §4.1).
+# Top-level user attributes Hull keeps without the `traits_` prefix (docs/hull-protocol.md#traits).
 RESERVED_USER_KEYS = {
     "email", "external_id", "name", "first_name", "last_name", "domain", "phone", "address", "picture",
     "image", "description", "accepts_marketing", "is_approved", "approved", "created_at",
@@ -44,7 +44,7 @@ def user_storage_key(key: str) -> str:
 # --- identity resolution ------------------------------------------------------------------------
 
 
-def _find(model: type, organization: str, claims: Mapping[str, Any], order: tuple[str, ...]) -> Any:
+def _find(model: type[SandboxUser] | type[SandboxAccount], organization: str, claims: Mapping[str, Any], order: tuple[str, ...]) -> Any:
     rows = model.objects.filter(organization=organization)
     for claim in order:
         value = claims.get(claim)
@@ -71,7 +71,7 @@ def _attach_identifiers(entity: Any, claims: Mapping[str, Any], fields: tuple[st
         _record_change(entity, "anonymous_ids", None, anonymous_id, key=f"anonymous_ids[{len(entity.anonymous_ids) - 1}]")
 
 
-def _resolve(model: type, organization: str, claims: Mapping[str, Any], order: tuple[str, ...], create: bool) -> Any:
+def _resolve(model: type[SandboxUser] | type[SandboxAccount], organization: str, claims: Mapping[str, Any], order: tuple[str, ...], create: bool) -> Any:
     entity = _find(model, organization, claims, order)
     if entity is None:
         # A Hull id names an existing entity: the platform never creates one from it.
@@ -112,6 +112,7 @@ def apply_traits(entity: SandboxUser | SandboxAccount, traits: Mapping[str, Any]
     attributes = dict(entity.attributes or {})
     for raw_key, raw_value in traits.items():
         key = user_storage_key(raw_key) if is_user else raw_key
+        operation: str | None
         operation, value = "set", raw_value
         if isinstance(raw_value, Mapping) and "operation" in raw_value:
             operation, value = raw_value.get("operation"), raw_value.get("value")
@@ -132,7 +133,7 @@ def apply_traits(entity: SandboxUser | SandboxAccount, traits: Mapping[str, Any]
         elif operation in ("decrement", "dec"):
             value = (current or 0) - (value or 0)
         if current == value:
-            continue  # a no-op produces no change (§5.4.3)
+            continue  # a no-op produces no change (docs/hull-protocol.md#loop-avoidance, 3)
         if key not in attributes and len(attributes) >= MAX_ATTRIBUTES:
             errors.append(f"{raw_key}: more than {MAX_ATTRIBUTES} attributes")
             continue
@@ -148,7 +149,7 @@ def apply_traits(entity: SandboxUser | SandboxAccount, traits: Mapping[str, Any]
 def link_user_to_account(user: SandboxUser, account: SandboxAccount) -> None:
     if user.account_id == account.pk:
         return
-    old = user.account.hull_id if user.account_id else None
+    old = user.account.hull_id if user.account is not None else None
     user.account = account
     changes = dict(user.pending_changes or {})
     changes["account"] = {**(changes.get("account") or {}), "id": [old, account.hull_id]}
@@ -156,7 +157,7 @@ def link_user_to_account(user: SandboxUser, account: SandboxAccount) -> None:
 
 
 def track_event(user: SandboxUser, body: Mapping[str, Any]) -> SandboxEvent:
-    """Store an event; the same `event_id` again overwrites instead of duplicating (§3.3)."""
+    """Store an event; the same `event_id` again overwrites instead of duplicating (docs/hull-protocol.md#events)."""
     event_id = str(body.get("event_id") or secrets.token_hex(12))
     skip = {"event", "properties", "event_id", "created_at", "source"}
     event, _created = SandboxEvent.objects.update_or_create(

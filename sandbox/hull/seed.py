@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sandbox.hull import platform
@@ -38,7 +38,7 @@ def upsert_user(
     claims: Mapping[str, Any],
     traits: Mapping[str, Any] | None = None,
     *,
-    events: list[Mapping[str, Any]] | None = None,
+    events: Sequence[Mapping[str, Any]] | None = None,
     account: Mapping[str, Any] | None = None,
 ) -> SandboxUser:
     """Write a user like a firehose `traits` (+ `track`, + link) would, without a JWT."""

@@ -1,4 +1,4 @@
-"""Signed notifications (reference/hull-platform.md §2.2): an RS256 key pair for the stand-in.
+"""Signed notifications (docs/hull-protocol.md#notification-signatures): an RS256 key pair for the stand-in.
 
 The notifier signs `{jti: notification_id, iat}`; the connector POSTs the signature to the
 public-key URL (`/api/v1/_keys/<kid>` here) and gets the PEM back.

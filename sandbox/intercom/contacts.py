@@ -1,4 +1,4 @@
-"""Contact endpoints of the sandbox (reference §2): roles, uniqueness/409, lists, search, merge,
+"""Contact endpoints of the sandbox (docs/intercom-api.md#contacts): roles, uniqueness/409, lists, search, merge,
 tags and companies of a contact."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ ROLES = {"user", "lead"}
 
 
 def find_conflict(workspace: Workspace, *, role: str, external_id: Any, email: Any, exclude: int | None = None) -> None:
-    """409 rules of reference §2.6: external_id is unique among users; a user without external_id
+    """409 rules of docs/intercom-api.md#uniqueness-and-conflicts: external_id is unique among users; a user without external_id
     is unique by email among users without external_id; leads never conflict on email."""
     if role != "user":
         return

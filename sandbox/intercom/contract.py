@@ -2,7 +2,7 @@
 
 Used by the test fixture: every request the client sends and every answer the sandbox gives is
 checked; a mismatch raises `ContractViolation` and fails the test. The description is thin on
-errors and wrong in two documented places (reference §0 "Spec gaps"), which `validate_response`
+errors and wrong in two documented places (docs/intercom-api.md#openapi-description-and-its-gaps), which `validate_response`
 handles explicitly rather than silently:
 - an error status the operation does not document is checked against the `error` schema;
 - `GET /companies?company_id=|name=` answers one company (not `company_list`): checked against `company`;
@@ -163,7 +163,7 @@ def validate_request(request: ContractRequest) -> None:
             name = "untag_company_request"
         else:
             name = "tag_company_request"
-        _check_schema(name, body, f"request POST /tags")
+        _check_schema(name, body, "request POST /tags")
         return
     if errors:
         raise ContractViolation(f"request {request.method_name} {request.path}?{urlencode(request.query)}: " + "; ".join(_describe(e) for e in result.errors))

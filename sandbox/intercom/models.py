@@ -49,7 +49,7 @@ class Workspace(models.Model):
     window_index = models.BigIntegerField(default=0)
     window_count = models.PositiveIntegerField(default=0)
 
-    # The one open companies scroll (reference §3.4).
+    # The one open companies scroll (docs/intercom-api.md#company-scroll).
     scroll_param = models.CharField(max_length=64, blank=True)
     scroll_position = models.PositiveIntegerField(default=0)
     scroll_expires_at = models.FloatField(default=0.0)

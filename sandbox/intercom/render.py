@@ -1,4 +1,4 @@
-"""Sandbox rows -> Intercom 2.15 JSON shapes (reference §2.3, §3.1, §4, §5.1)."""
+"""Sandbox rows -> Intercom 2.15 JSON shapes (docs/intercom-api.md#contacts, #companies, #tags, #data-attributes)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from django.db.models import Count, Exists, F, OuterRef, prefetch_related_object
 
 from sandbox.intercom import clock
 from sandbox.intercom.errors import SandboxError, invalid, not_found
-from sandbox.intercom.models import Company, Contact, Conversation, DataAttribute, Event, Tag, Workspace
+from sandbox.intercom.models import Company, Contact, ContactTag, Conversation, DataAttribute, Event, Tag, Workspace
 from sandbox.intercom.render import (
     STANDARD_ATTRIBUTES,
     render_attribute,
@@ -119,7 +119,7 @@ def get_company(req: SandboxRequest) -> tuple[int, Any]:
 
 def find_or_list_companies(req: SandboxRequest) -> tuple[int, Any]:
     ws = req.workspace
-    # Real behaviour (reference §0 gap 3): ?company_id= / ?name= answer one company, not a list.
+    # Real behaviour (docs/intercom-api.md#openapi-description-and-its-gaps, gap 3): ?company_id= / ?name= answer one company, not a list.
     for key in ("company_id", "name"):
         if req.query.get(key):
             company = Company.objects.filter(workspace=ws, **{key: req.query[key]}).first()
@@ -171,7 +171,7 @@ def list_company_segments(req: SandboxRequest) -> tuple[int, Any]:
 
 
 def scroll_companies(req: SandboxRequest) -> tuple[int, Any]:
-    """One open scroll per workspace; idle scrolls expire; an empty page ends it (reference §3.4)."""
+    """One open scroll per workspace; idle scrolls expire; an empty page ends it (docs/intercom-api.md#company-scroll)."""
     ws = Workspace.objects.select_for_update().get(pk=req.workspace.pk)
     now = clock.now()
     param = req.query.get("scroll_param")
@@ -232,7 +232,7 @@ def delete_tag(req: SandboxRequest) -> tuple[int, Any]:
 
 
 def create_or_update_tag(req: SandboxRequest) -> tuple[int, Any]:
-    """The overloaded `POST /tags` (reference §4): create, rename, tag/untag companies, tag users."""
+    """The overloaded `POST /tags` (docs/intercom-api.md#tags): create, rename, tag/untag companies, tag users."""
     ws = req.workspace
     body = req.json_object()
     for key in body:
@@ -261,7 +261,7 @@ def create_or_update_tag(req: SandboxRequest) -> tuple[int, Any]:
             contact = Contact.objects.filter(workspace=ws, intercom_id=str(ref.get("id") or ""), deleted=False).first()
             if contact is None:
                 raise not_found("User Not Found")
-            tag.contacts.through.objects.get_or_create(contact=contact, tag=tag, defaults={"applied_at": now_int()})
+            ContactTag.objects.get_or_create(contact=contact, tag=tag, defaults={"applied_at": now_int()})
     return 200, render_tag(tag)
 
 

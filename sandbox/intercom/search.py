@@ -1,4 +1,4 @@
-"""`POST /contacts/search` semantics (reference §2.5): operators by field type, day-granular dates
+"""`POST /contacts/search` semantics (docs/intercom-api.md#contact-search): operators by field type, day-granular dates
 in the workspace's time zone, nesting and group-size limits, and an index that lags writes."""
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def validate_query(query: Any, custom_types: dict[str, str], depth: int = 1) -> 
     if operator not in OPERATORS_BY_TYPE[kind]:
         raise invalid(f"Operator '{operator}' is not supported for field '{field}'", code="invalid_operator")
     value = query.get("value")
-    values = value if operator in ("IN", "NIN") else [value]
+    values = value if operator in ("IN", "NIN") and isinstance(value, list) else [value]
     if operator in ("IN", "NIN") and not isinstance(value, list):
         raise invalid(f"Operator '{operator}' requires an array value", code="invalid_query")
     for item in values:
@@ -150,7 +150,7 @@ def _compare(kind: str, field: str, operator: str, actual: Any, expected: Any, t
     if kind == "date":
         if actual is None:
             return False
-        # Intercom compares dates by calendar day in the workspace's time zone (reference §2.5).
+        # Intercom compares dates by calendar day in the workspace's time zone (docs/intercom-api.md#contact-search).
         a, e = _day(actual, tz), _day(expected, tz)
         return {"=": a == e, ">": a > e, "<": a < e}[operator]
     if operator in ("IN", "NIN"):

@@ -20,7 +20,7 @@ DEFAULT_PER_PAGE = 50
 CUSTOM_ATTRIBUTE_LIMIT = 250
 STRING_VALUE_LIMIT = 255
 ATTRIBUTE_TYPES = {"string", "integer", "float", "boolean", "date", "datetime"}
-# Names: letters, digits, spaces, hyphens, underscores and currency symbols (reference §5.2, §5.3).
+# Names: letters, digits, spaces, hyphens, underscores and currency symbols (docs/intercom-api.md#data-attributes).
 _FORBIDDEN_NAME_CHARS = set(".$~`!@#%^&*'{}|\\\"\x00")
 
 
@@ -106,7 +106,7 @@ def custom_attribute_types(workspace: Workspace, model: str) -> dict[str, str]:
 
 
 def check_custom_attributes(workspace: Workspace, model: str, values: Any) -> dict:
-    """Unknown keys are rejected, not created (reference §5.4); values are typed and bounded."""
+    """Unknown keys are rejected, not created (docs/intercom-api.md#data-attributes); values are typed and bounded."""
     if values is None:
         return {}
     if not isinstance(values, dict):

@@ -1,15 +1,16 @@
-"""The Hull client: one class, one request method, typed errors (reference/hull-platform.md §1, §3).
+"""The Hull client: one class, one request method, typed errors (docs/hull-protocol.md#credentials, #firehose).
 
 The connector talks to Hull in two ways: the platform REST API (`https://<org>/api/v1/...`, its own
 settings, status and segments) and the firehose (`https://firehose.<domain>`, every write to users,
-accounts and events). Both authenticate with the connector id and secret in headers (§1.2); each
-firehose record also carries an HS256 JWT naming its entity (§1.3), built here.
+accounts and events). Both authenticate with the connector id and secret in headers (docs/hull-protocol.md#rest-api); each
+firehose record also carries an HS256 JWT naming its entity (docs/hull-protocol.md#entity-tokens), built here.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -26,7 +27,7 @@ DEFAULT_TIMEOUT = 10.0  # seconds; Hull's own client uses 10 s for GETs
 MAX_RETRIES = 2  # Hull's client retries twice on timeouts and >= 500
 RETRY_BACKOFF = 0.25  # seconds, doubled per attempt
 
-# §1.3: the only claim keys Hull accepts; anything else is silently dropped by its client.
+# docs/hull-protocol.md#entity-tokens: the only claim keys Hull accepts; anything else is silently dropped by its client.
 USER_CLAIM_KEYS = ("id", "email", "external_id", "anonymous_id")
 ACCOUNT_CLAIM_KEYS = ("id", "external_id", "domain", "anonymous_id")
 
@@ -58,7 +59,7 @@ class HullUnavailable(HullApiError):
 
 
 class HullClaimsError(ValueError):
-    """No usable claim to name the entity: Hull's client throws too (§1.3)."""
+    """No usable claim to name the entity: Hull's client throws too (docs/hull-protocol.md#entity-tokens)."""
 
 
 # --- claims and JWTs ---------------------------------------------------------------------------
@@ -81,7 +82,7 @@ def entity_claims(
     additional: Mapping[str, Any] | None = None,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """The JWT claims of §1.3: as user, as account, or (both given) user linked to account."""
+    """The JWT claims of docs/hull-protocol.md#entity-tokens: as user, as account, or (both given) user linked to account."""
     as_user = filter_claims(user, USER_CLAIM_KEYS)
     as_account = filter_claims(account, ACCOUNT_CLAIM_KEYS)
     if user is not None and not as_user:
@@ -195,7 +196,7 @@ class HullClient:
 
     @property
     def headers(self) -> dict[str, str]:
-        """§1.2: the connector's credentials on every call (the secret is the REST access token)."""
+        """docs/hull-protocol.md#rest-api: the connector's credentials on every call (the secret is the REST access token)."""
         return {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
@@ -243,7 +244,7 @@ class HullClient:
                 raise HullNotFound(message, status=status, url=url, body=body)
             raise HullApiError(message, status=status, url=url, body=body)
 
-    # -- platform REST (§3.6) ---------------------------------------------------------------
+    # -- platform REST (docs/hull-protocol.md#rest-api) ---------------------------------------------
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self._request("GET", f"{self.api_base}/{path.lstrip('/')}", params=params)
@@ -268,7 +269,7 @@ class HullClient:
     def accounts_segments(self) -> list[dict[str, Any]]:
         return list(self.get("accounts_segments", {"shipId": self.connector_id}) or [])
 
-    # -- firehose (§3.1) --------------------------------------------------------------------
+    # -- firehose (docs/hull-protocol.md#firehose) ---------------------------------------------------
 
     def post_firehose(self, records: list[dict[str, Any]]) -> Any:
         """One POST with a batch of records (FirehoseBatch builds and groups them)."""

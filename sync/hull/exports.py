@@ -1,4 +1,4 @@
-"""Batch exports (`/batch`, `/batch-accounts`, reference/hull-platform.md §2.4).
+"""Batch exports (`/batch`, `/batch-accounts`, docs/hull-protocol.md#exports).
 
 Hull posts `{url, format, object_type}`; we answer at once, then a task streams the file (bounded
 memory, size limit) and hands its lines, 100 at a time, to the outgoing sync as export messages

@@ -1,6 +1,6 @@
 """Firehose batching: records are buffered and sent 100 at a time, or shortly after the last one.
 
-Every write from the connector to Hull is a firehose record (reference/hull-platform.md §3):
+Every write from the connector to Hull is a firehose record (docs/hull-protocol.md#firehose):
 `traits` (user or account attributes, or a link), `track` (a user event), `alias`/`unalias`.
 Each record names its entity with its own JWT; the batch is one HTTP call.
 
@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Mapping
+from typing import Any
 
 from sync.hull.client import HullClient, utc_now_iso
 
@@ -98,7 +99,7 @@ class FirehoseBatch:
         account_claims: Mapping[str, Any] | str,
         traits: Mapping[str, Any] | None = None,
     ) -> None:
-        """Link the user to the account (§3.5): subject account, both claims; `{}` links only."""
+        """Link the user to the account (docs/hull-protocol.md#account-linking): subject account, both claims; `{}` links only."""
         self._add("traits", traits or {}, user=user_claims, account=account_claims)
 
     def track(
@@ -111,7 +112,7 @@ class FirehoseBatch:
         created_at: str | None,
         context: Mapping[str, Any] | None = None,
     ) -> None:
-        """A user event (§3.3). The context is spread into the body and repeated as `context`."""
+        """A user event (docs/hull-protocol.md#events). The context is spread into the body and repeated as `context`."""
         ctx: dict[str, Any] = {"ip": None, "url": None, "referer": None}
         ctx.update(context or {})
         if "event_type" in ctx and "type" not in ctx:

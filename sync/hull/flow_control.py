@@ -1,4 +1,4 @@
-"""The `flow_control` answer to Hull's notifier (reference/hull-platform.md §2.3): back-pressure.
+"""The `flow_control` answer to Hull's notifier (docs/hull-protocol.md#flow-control): back-pressure.
 
 `next` asks for the next batch; `retry` asks Hull to redeliver the same notification after `in`
 milliseconds. We answer `retry` when our own queue for the connector is deep or Intercom's rate
@@ -8,7 +8,8 @@ budget is spent, so Hull slows down instead of us piling up work we cannot do ye
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 

@@ -2,7 +2,7 @@
 
 Hull sends user reports with the platform's `traits_` prefixes, two spellings of the segment
 lists, two date formats, and sometimes several messages for one entity in one notification
-(reference/hull-platform.md §2.1, §4.1). Everything downstream sees one shape: the framework's
+(docs/hull-protocol.md#notifications, #user-and-account-attributes). Everything downstream sees one shape: the framework's
 (prefix trimmed, `segments`/`account_segments`, one message per entity with all its events).
 """
 
@@ -24,7 +24,7 @@ SEGMENT_CHANNELS = ("users_segment:update", "users_segment:delete", "accounts_se
 ENTITY_CHANNELS = (USER_CHANNEL, ACCOUNT_CHANNEL)
 SUPPORTED_CHANNELS = (USER_CHANNEL, ACCOUNT_CHANNEL, SHIP_CHANNEL, *SEGMENT_CHANNELS, USER_DELETE_CHANNEL)
 
-# Events are captured as "2018-03-30 14:38:02 UTC", attributes as ISO-8601 (§2.1.1).
+# Events are captured as "2018-03-30 14:38:02 UTC", attributes as ISO-8601 (docs/hull-protocol.md#user-update-messages).
 _HULL_EVENT_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d+)?)\s*UTC$")
 
 
@@ -291,7 +291,7 @@ def _merge_changes(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, An
 def dedupe_messages(messages: Iterable[HullMessage]) -> list[HullMessage]:
     """One message per entity: the one with the latest `indexed_at`, carrying every message's events.
 
-    Hull can put several messages for one user in one notification (§2.1.1); each event is
+    Hull can put several messages for one user in one notification (docs/hull-protocol.md#user-update-messages); each event is
     delivered only once, so dropping the older message's events would lose them.
     """
     kept: dict[str, HullMessage] = {}
@@ -323,7 +323,7 @@ def notification_segments(payload: Mapping[str, Any]) -> tuple[list[dict[str, An
     """The org's user and account segments, whichever spelling Hull (or minihull) used."""
     users = _first_list(payload, "segments", "users_segments", "user_segments")
     accounts = _first_list(payload, "accounts_segments", "account_segments")
-    return [s for s in users if isinstance(s, Mapping)], [s for s in accounts if isinstance(s, Mapping)]
+    return [s for s in users if isinstance(s, dict)], [s for s in accounts if isinstance(s, dict)]
 
 
 def validate_notification(payload: Any) -> None:
@@ -369,7 +369,7 @@ def parse_notification(payload: Mapping[str, Any]) -> ParsedNotification:
 
 
 def export_line_message(line: Mapping[str, Any], *, object_type: str, segments_by_id: Mapping[str, dict[str, Any]]) -> HullMessage:
-    """One line of an export file (a bare report, §2.4) -> an export message (`is_export=True`)."""
+    """One line of an export file (a bare report, docs/hull-protocol.md#exports) -> an export message (`is_export=True`)."""
     ids = line.get("segment_ids") or line.get("segments_id") or []  # minihull spells it segments_id
     segments = [segments_by_id.get(str(i)) or {"id": str(i)} for i in ids if i]
     if object_type == "account":

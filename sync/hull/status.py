@@ -1,4 +1,4 @@
-"""Reporting the connector's status to Hull (`PUT /api/v1/<id>/status`, reference §2.5).
+"""Reporting the connector's status to Hull (`PUT /api/v1/<id>/status`, docs/hull-protocol.md#status).
 
 Hull polls `/status` and its framework also PUTs the same object back, so the dashboard shows it
 even between polls. The status itself comes from `sync.services.status.connector_status`, shared

@@ -1,8 +1,8 @@
-"""Conversation webhooks -> Hull event properties (reference/hull-intercom-behaviour.md §5.4.3).
+"""Conversation webhooks -> Hull event properties (docs/intercom-behaviour.md#conversation-events).
 
 Two payload shapes arrive: Hull's fixtures are 1.x conversations (`user`, `assignee`,
 `conversation_message`, `links.conversation_web`); 2.x sends `contacts.contacts[]`, `source`,
-`admin_assignee_id` and no web link (reference/intercom-api.md §10). `ConversationView` reads
+`admin_assignee_id` and no web link (docs/intercom-api.md#conversations). `ConversationView` reads
 both the same way so each topic's property list is written once.
 """
 
@@ -131,7 +131,7 @@ CONVERSATION_EVENTS: dict[str, tuple[str, PropertyReader]] = {
 
 
 def conversation_event_properties(note: IntercomNotification, reader: PropertyReader) -> dict[str, Any]:
-    """`topic`, the common properties and the topic's own, with null values left out (§5.4.3)."""
+    """`topic`, the common properties and the topic's own, with null values left out (docs/intercom-behaviour.md#conversation-events)."""
     view = ConversationView(note.item, note.app_id)
     properties = {"topic": note.topic, **view.common(), **reader(view)}
     return {key: value for key, value in properties.items() if value is not None}

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time as dt_time, timedelta, timezone as dt_timezone
 from typing import Any
@@ -71,11 +71,11 @@ CONTINUATION_SUFFIX = ":next"
 LEASE = timedelta(seconds=150)
 # A tick that finds a running chain leaves it alone unless the chain has been silent this long.
 STALE_CHAIN = timedelta(minutes=10)
-LOOKBACK = timedelta(days=1)  # search dates are day-granular (reference/intercom-api.md §2.5)
+LOOKBACK = timedelta(days=1)  # search dates are day-granular (docs/intercom-api.md#contact-search)
 CONTACT_PAGE_SIZE = 150  # Intercom's maximum for contact search
 MAX_SCROLL_RESTARTS = 5  # a company scroll broken more often than this in one run fails the run
 LAST_SEEN_PASS = "last_seen:"
-ROLE_FOR_STREAM = {SyncCursor.Stream.USERS: "user", SyncCursor.Stream.LEADS: "lead"}
+ROLE_FOR_STREAM: dict[str, str] = {SyncCursor.Stream.USERS: "user", SyncCursor.Stream.LEADS: "lead"}
 FLAG_FOR_STREAM = {
     SyncCursor.Stream.USERS: ("fetch_users", "fetch_users_interval"),
     SyncCursor.Stream.LEADS: ("fetch_leads", "fetch_leads_interval"),
@@ -288,7 +288,7 @@ def _incremental_ready(connector: Connector, cursor: SyncCursor, continuation: b
         return False
     now = timezone.now()
     if cursor.status == Status.FAILED:
-        # Retried from its start: same search window, first page (DECISIONS.md).
+        # Retried from its start: same search window, first page (docs/decisions.md#incremental-fetch).
         cursor.page_cursor = ""
         cursor.run_started_from = cursor.run_started_from or _search_from(cursor, now)
     elif cursor.status in (Status.RUNNING, Status.HALTED):
@@ -425,7 +425,7 @@ def _request_page(ctx: IncomingContext, cursor: SyncCursor, page_cursor: str | N
     client = ctx.intercom
     role = ROLE_FOR_STREAM[cursor.stream]
     incremental = cursor.kind == SyncCursor.Kind.INCREMENTAL
-    # The second pass of an incremental run (Hull's `last_seen_at` pass, §5.1): its page cursors
+    # The second pass of an incremental run (Hull's `last_seen_at` pass, docs/intercom-behaviour.md#incremental-fetch): its page cursors
     # carry a prefix so a resumed run knows which pass it was in.
     last_seen_pass = incremental and (page_cursor or "").startswith(LAST_SEEN_PASS)
     if last_seen_pass:
@@ -571,7 +571,8 @@ def _outside_window(cursor: SyncCursor, item: dict[str, Any]) -> bool:
     if cursor.kind != SyncCursor.Kind.INCREMENTAL or cursor.stream != SyncCursor.Stream.COMPANIES:
         return False
     updated_at = item.get("updated_at")
-    return isinstance(updated_at, int) and cursor.run_started_from is not None and unix_to_datetime(updated_at) <= cursor.run_started_from
+    started = cursor.run_started_from
+    return isinstance(updated_at, int) and started is not None and updated_at <= started.timestamp()
 
 
 # --- lease, halts, failures -----------------------------------------------------------------

@@ -114,7 +114,7 @@ def contact_signed_up(ctx: IncomingContext, note: IntercomNotification) -> Outco
 def contact_tag_changed(ctx: IncomingContext, note: IntercomNotification, *, added: bool, role: str | None = None) -> Outcome:
     """Refresh the tags attribute; a tag that is not a Hull segment's name is also an event."""
     item = note.item
-    tag = item.get("tag") if isinstance(item.get("tag"), Mapping) else {}
+    tag = value if isinstance(value := item.get("tag"), Mapping) else {}
     embedded = item.get("contact") or item.get("user") or item.get("lead") or {}
     if not embedded.get("id"):
         return _skip_no_id(ctx, note)
@@ -159,7 +159,7 @@ def contact_tag_changed(ctx: IncomingContext, note: IntercomNotification, *, add
 
 
 def contact_deleted(ctx: IncomingContext, note: IntercomNotification, *, role: str | None = None) -> Outcome:
-    """`<group>/deleted_at` and a cleared `<group>/id` on the profile of the contact's role (DECISIONS.md)."""
+    """`<group>/deleted_at` and a cleared `<group>/id` on the profile of the contact's role (docs/decisions.md#webhook-topics)."""
     item = note.item
     if not item.get("id"):
         return _skip_no_id(ctx, note)
@@ -199,7 +199,7 @@ def contact_deleted(ctx: IncomingContext, note: IntercomNotification, *, role: s
 
 
 def company_upsert(ctx: IncomingContext, note: IntercomNotification) -> Outcome:
-    item = note.item.get("company") if isinstance(note.item.get("company"), Mapping) else note.item
+    item = value if isinstance(value := note.item.get("company"), Mapping) else note.item
     if not item.get("id"):
         return _skip_no_id(ctx, note, entity=SyncLog.EntityType.ACCOUNT)
     update = company_to_hull_account(ctx, normalise_company(item))
@@ -248,7 +248,7 @@ def company_deleted(ctx: IncomingContext, note: IntercomNotification) -> Outcome
 
 
 def conversation_event(ctx: IncomingContext, note: IntercomNotification, *, event: str, reader: PropertyReader) -> Outcome:
-    """One Hull event named as in the spec table, on the conversation's contact (§5.4.3)."""
+    """One Hull event named as in the spec table, on the conversation's contact (docs/intercom-behaviour.md#conversation-events)."""
     from sync.incoming.conversations import ConversationView
 
     contact = ConversationView(note.item, note.app_id).contact
@@ -281,7 +281,7 @@ def conversation_event(ctx: IncomingContext, note: IntercomNotification, *, even
 
 
 def event_id_for(contact_id: str, note: IntercomNotification, suffix: str = "") -> str:
-    """Deterministic (DECISIONS.md): a redelivered or replayed notification is the same Hull event."""
+    """Deterministic (docs/decisions.md#webhook-topics): a redelivered or replayed notification is the same Hull event."""
     return f"{contact_id}-{note.topic}-{note.created_at}{suffix}"
 
 

@@ -15,7 +15,7 @@ The script, branch by branch (and how each maps here):
 - `if (!isEmpty(targetTraits) && !isNil(targetId))` -> nothing at all without traits or an id.
 - `createLegacyAnonIds`:
   - `intercom:<intercom id>` unless the user already has it. The script's literal condition is
-    `target === "user"`; DECISIONS.md (and issue 8) extend it to leads, which is harmless (no
+    `target === "user"`; docs/decisions.md#legacy-migration (and issue 8) extend it to leads, which is harmless (no
     other Hull user carries a lead's Intercom id) and lets a lead be found by its Intercom id.
   - leads with an external id (`intercom_lead/user_id`, the 1.x lead `user_id`, which is also the
     browser's `Intercom('getVisitorId')`): `intercom:<external id>` unless already present. That

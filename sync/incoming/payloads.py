@@ -3,7 +3,7 @@
 Everything downstream (transforms, topic handlers) sees one shape: the v2 REST contact/company
 with unix-second integer timestamps. Webhooks from apps on API 1.x send `user`/`contact` objects
 with `user_id`, ISO dates, `location_data` and `*.companies`/`*.tags` wrappers; 2.x webhooks send
-the v2 contact, sometimes with ISO timestamps (reference/intercom-api.md §7.5).
+the v2 contact, sometimes with ISO timestamps (docs/intercom-api.md#webhooks).
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def notification_from_payload(payload: Mapping[str, Any], raw_body: bytes | None
     if not notification_id:
         digest_source = raw_body if raw_body is not None else repr(sorted(payload.items())).encode()
         notification_id = "sha1-" + hashlib.sha1(digest_source).hexdigest()  # noqa: S324 - an id, not security
-    data = payload.get("data") if isinstance(payload.get("data"), Mapping) else {}
-    item = data.get("item") if isinstance(data.get("item"), Mapping) else {}
+    data = value if isinstance(value := payload.get("data"), Mapping) else {}
+    item = value if isinstance(value := data.get("item"), Mapping) else {}
     attempts = payload.get("delivery_attempts")
     return IntercomNotification(
         notification_id=delivery_key(notification_id),
@@ -138,7 +138,7 @@ def _v1_contact_to_v2(item: Mapping[str, Any]) -> dict[str, Any]:
             "city": location.get("city_name"),
         },
         "social_profiles": {"type": "list", "data": list(social.get("social_profiles") or social.get("data") or [])},
-        # "company.list" marks names that came in the payload: no API call, no account linking (§4.1).
+        # "company.list" marks names that came in the payload: no API call, no account linking (docs/intercom-behaviour.md#contact-to-hull-user).
         "companies": {"type": "company.list", "data": list(companies.get("companies") or companies.get("data") or [])},
         "tags": {"type": "tag.list", "data": list(tags.get("tags") or tags.get("data") or []), "has_more": False},
     }

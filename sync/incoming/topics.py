@@ -1,8 +1,8 @@
 """The one table of Intercom webhook topics: topic -> handler, and the topics we knowingly ignore.
 
 Spec names (the API 1.x topics of the spec's table) and their API 2.5+ names
-(reference/intercom-api.md §7.5) point at the same handler. A topic in neither table is
-"unsupported": stored, answered 200, logged, never an error (DECISIONS.md "Webhook topics").
+(docs/intercom-api.md#webhooks) point at the same handler. A topic in neither table is
+"unsupported": stored, answered 200, logged, never an error (docs/decisions.md#webhook-topics).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ TOPIC_HANDLERS: dict[str, TopicHandler] = {
     # Intercom sends `contact.unarchived`; `contact.unarchive` is the name our registry used first.
     "contact.unarchived": partial(contact_upsert, extra_traits={"{group}/deleted_at": None}),
     "contact.unarchive": partial(contact_upsert, extra_traits={"{group}/deleted_at": None}),
-    # The spec's "Admin closed conversation" for visitor.signed_up is a copy error (DECISIONS.md).
+    # The spec's "Admin closed conversation" for visitor.signed_up is a copy error (docs/decisions.md#webhook-topics).
     "visitor.signed_up": partial(contact_upsert, role="user"),
     # Email changes: the user's email trait; a lead adding one is also an event.
     "user.email.updated": partial(contact_upsert, role="user"),
@@ -111,7 +111,7 @@ IGNORED_TOPICS: dict[str, str] = {
     "article.*": "help-center articles are not customer data.",
 }
 
-# API 2.5 renamed the contact topics (reference/intercom-api.md §7.5): a whitelist written with
+# API 2.5 renamed the contact topics (docs/intercom-api.md#webhooks): a whitelist written with
 # either name accepts both, so the default whitelist (1.x names) keeps working with a 2.x app.
 TOPIC_ALIASES: dict[str, str] = {
     "contact.user.created": "user.created",

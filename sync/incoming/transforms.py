@@ -1,4 +1,4 @@
-"""Intercom contact -> Hull user, Intercom company -> Hull account (reference/hull-intercom-behaviour.md §4).
+"""Intercom contact -> Hull user, Intercom company -> Hull account (docs/intercom-behaviour.md#contact-to-hull-user, #company-to-hull-account).
 
 Transforms return values (`HullUserUpdate`, `HullAccountUpdate`) rather than writing to Hull, so
 the legacy attribute mode (sync/incoming/legacy.py) can extend them and the fetch and webhook
@@ -64,7 +64,7 @@ class HullAccountUpdate:
 
 
 def contact_claims(ctx: IncomingContext, role: str, contact: Mapping[str, Any]) -> dict[str, Any]:
-    """Identity claims from the connector's claim rows, plus the role's anonymous id (§4.1 rule 1, 8)."""
+    """Identity claims from the connector's claim rows, plus the role's anonymous id (docs/intercom-behaviour.md#contact-to-hull-user, rules 1 and 8)."""
     claims = _claims(ctx, role, contact)
     if role == "lead" and contact.get(V1_MARK):
         # A 1.x lead's `user_id` is a visitor id Intercom made up: claiming it as the Hull
@@ -78,7 +78,7 @@ def contact_to_hull_user(ctx: IncomingContext, contact: Mapping[str, Any], *, ro
     """The Hull write for one (normalised) contact. May call Intercom for tags, companies, segments.
 
     The mapping rules themselves are sync/mapping.py's `map_incoming`; this function resolves the
-    name lists it cannot resolve without API calls (§4.1 rules 4-6) and adds identity and links.
+    name lists it cannot resolve without API calls (docs/intercom-behaviour.md#contact-to-hull-user, rules 4-6) and adds identity and links.
     """
     role = role or str(contact.get("role") or "user")
     group = GROUP_FOR_ROLE[role]
@@ -129,7 +129,7 @@ def contact_to_hull_user(ctx: IncomingContext, contact: Mapping[str, Any], *, ro
 
 
 def apply_legacy_attribute_mode(update: HullUserUpdate, *, connector: Any = None) -> None:
-    """Legacy migration: also the `intercom/` group and the `intercom:<id>` aliases (DECISIONS.md).
+    """Legacy migration: also the `intercom/` group and the `intercom:<id>` aliases (docs/decisions.md#legacy-migration).
 
     With `connector`, a lead whose email claim is a known Intercom user's email (IdentityLink) is
     that user's Hull profile: it adds its legacy aliases but no `intercom/` traits, so it cannot
@@ -149,7 +149,7 @@ def apply_legacy_attribute_mode(update: HullUserUpdate, *, connector: Any = None
 
 
 def company_to_hull_account(ctx: IncomingContext, company: Mapping[str, Any]) -> HullAccountUpdate:
-    """The Hull account write for one (normalised) company (§4.2); tags come with the company."""
+    """The Hull account write for one (normalised) company (docs/intercom-behaviour.md#company-to-hull-account); tags come with the company."""
     intercom_id = str(company["id"])
     mapped = {row.intercom_attribute for row in mapping_rows(ctx.connector, "company", Direction.INCOMING)}
     segment_names = _segment_names(ctx.intercom.list_company_segments(intercom_id)) if "segments" in mapped else None
@@ -200,7 +200,7 @@ def _claims(ctx: IncomingContext, entity: str, obj: Mapping[str, Any]) -> dict[s
 
 
 def contact_tag_names(ctx: IncomingContext, contact: Mapping[str, Any]) -> list[str]:
-    """The contact's tag names (§4.1 rule 4): the payload's names, else the workspace's tag list,
+    """The contact's tag names (docs/intercom-behaviour.md#contact-to-hull-user rule 4): the payload's names, else the workspace's tag list,
     else `GET /contacts/{id}/tags` when the embedded list is truncated or names an unknown id."""
     tags = contact.get("tags") or {}
     items = list(tags.get("data") or []) if isinstance(tags, Mapping) else []
@@ -220,7 +220,7 @@ def contact_tag_names(ctx: IncomingContext, contact: Mapping[str, Any]) -> list[
 
 
 def _contact_companies(ctx: IncomingContext, contact: Mapping[str, Any]) -> tuple[list[str], dict[str, Any] | None]:
-    """Company names, and the account to link when `link_users_in_hull` and exactly one company (§4.1 rule 5)."""
+    """Company names, and the account to link when `link_users_in_hull` and exactly one company (docs/intercom-behaviour.md#contact-to-hull-user rule 5)."""
     companies = contact.get("companies") or {}
     items = list(companies.get("data") or []) if isinstance(companies, Mapping) else []
     if not items and not (isinstance(companies, Mapping) and companies.get("has_more")):

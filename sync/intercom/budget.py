@@ -1,7 +1,7 @@
 """The Intercom rate-limit budget of one workspace, shared by every process of the deployment.
 
 Intercom enforces its limit per 10-second window and reports it on every response
-(`X-RateLimit-Limit`, `-Remaining`, `-Reset`, reference §8). Each process would exhaust it on
+(`X-RateLimit-Limit`, `-Remaining`, `-Reset`, docs/intercom-api.md#rate-limits). Each process would exhaust it on
 its own if it only read its own responses, so the window is kept in one shared place:
 
 - `DatabaseBudget` (default): the `sync.models.RateBudget` row of the workspace, taken with a
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db.models import F, Q
@@ -166,7 +166,7 @@ class RedisBudget:
         return f"intercom:budget:{workspace_key}"
 
     def acquire(self, workspace_key: str, *, now: float, reserve: int = 0) -> Permit:
-        args = ["acquire", now, reserve, PROBE_TIMEOUT, PROBE_POLL]
+        args: list[str | float] = ["acquire", now, reserve, PROBE_TIMEOUT, PROBE_POLL]
         wait, remaining = self._script(keys=[self._key(workspace_key)], args=args)
         left = int(float(remaining))
         return Permit(wait=float(wait), remaining=None if left < 0 else left)
@@ -178,7 +178,8 @@ class RedisBudget:
         self._script(keys=[self._key(workspace_key)], args=["exhausted", now, reset])
 
     def remaining(self, workspace_key: str, *, now: float) -> int | None:
-        values = self._redis.hmget(self._key(workspace_key), "limit", "remaining", "reset")
+        # redis-py types every answer as "list or awaitable of list" (its sync and async clients share one signature)
+        values: list[Any] = self._redis.hmget(self._key(workspace_key), ["limit", "remaining", "reset"])  # type: ignore[assignment]
         if values[2] is None:
             return None
         if float(values[2]) <= now or int(values[1] or 0) == OPENING:

@@ -356,7 +356,7 @@ class IntercomClient:
     def search_contacts_page(
         self, query: dict, *, per_page: int = SEARCH_MAX_PER_PAGE, starting_after: str | None = None
     ) -> dict:
-        """One page of `POST /contacts/search`; the cursor goes in the body (reference §2.5)."""
+        """One page of `POST /contacts/search`; the cursor goes in the body (docs/intercom-api.md#contact-search)."""
         pagination: dict[str, Any] = {"per_page": min(per_page, SEARCH_MAX_PER_PAGE)}
         if starting_after:
             pagination["starting_after"] = starting_after

@@ -11,9 +11,9 @@ import re
 from datetime import datetime
 from typing import Any
 
-# Intercom only gives the conflicting contact's id inside the message text (reference §2.6).
+# Intercom only gives the conflicting contact's id inside the message text (docs/intercom-api.md#uniqueness-and-conflicts).
 _CONFLICT_ID = re.compile(r"id=([0-9a-zA-Z]+)")
-# "Custom attribute 'x' does not exist"; also "User attribute 'x' ..." on some endpoints (§5.4).
+# "Custom attribute 'x' does not exist"; also "User attribute 'x' ..." on some endpoints (docs/intercom-api.md#data-attributes).
 _UNKNOWN_ATTRIBUTE = re.compile(r"(?:Custom|User|Company) attribute '(?P<name>[^']+)' does not exist")
 
 

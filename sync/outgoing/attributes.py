@@ -1,10 +1,10 @@
 """Intercom custom data attributes for the outgoing mappings.
 
-Intercom rejects a write naming a custom attribute that does not exist (reference/intercom-api.md
-§5.4). DECISIONS.md: create them when settings are saved (`data_attributes_sync`, Hull's
+Intercom rejects a write naming a custom attribute that does not exist (docs/intercom-api.md#data-attributes).
+docs/decisions.md#attributes-and-events: create them when settings are saved (`data_attributes_sync`, Hull's
 `syncDataAttributes` on `ship:update`) and, lazily, when a push is rejected for one (then the push
 is retried once). The data type follows the Hull value, not always `string` (Hull's connector's
-choice, reference §3.3).
+choice, docs/intercom-behaviour.md#data-attributes).
 """
 
 from __future__ import annotations

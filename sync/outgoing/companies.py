@@ -1,4 +1,4 @@
-"""Hull accounts -> Intercom companies (reference §3.8-3.9).
+"""Hull accounts -> Intercom companies (docs/intercom-behaviour.md#company-linking, #accounts-to-companies).
 
 `POST /companies` is Intercom's upsert keyed by `company_id` (ours: the account claim, by default
 `external_id`). Then company tags, then the write-back of the company to the Hull account
@@ -123,7 +123,7 @@ def account_sync(
     account_segments = list(account_segments or ())
     changes = changes or {}
     hull_id = str(account.get("id") or "")
-    common = {"hull_id": hull_id, "external_id": str(account.get("external_id") or "")}
+    common: dict[str, Any] = {"hull_id": hull_id, "external_id": str(account.get("external_id") or "")}
     payload, attrs = build_company_payload(ctx, account, account_segments)
     if not payload.get("company_id"):
         ctx.log(

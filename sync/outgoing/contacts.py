@@ -1,11 +1,11 @@
 """Hull users -> Intercom contacts (users or leads): resolve, push, events, tags, convert, write back.
 
-Per message, in this order (reference §3.2, with DECISIONS.md's fixes):
+Per message, in this order (docs/intercom-behaviour.md#outgoing-contacts, with docs/decisions.md#identity):
 1. Resolve the contact: IdentityLink -> the `intercom_<type>/id` attribute -> search by the
    identity claims one at a time in priority order, each with `role = <type>`. One match is
    updated, none creates, several for a claim is an error naming the candidates (nothing written).
    A stored id Intercom no longer knows (404) is forgotten and the search runs instead.
-2. Build the payload (§3.2: mapped attributes, then claims, then `role`). If it is identical to
+2. Build the payload (docs/intercom-behaviour.md#outgoing-contacts: mapped attributes, then claims, then `role`). If it is identical to
    the last one sent to that contact, it is not sent again.
 3. Create or update. A 409 on create names the contact holding those details: update that one.
    An unknown custom attribute is created and the push retried once.
@@ -308,7 +308,7 @@ def _company_ids(contact: Mapping[str, Any] | None) -> set[str] | None:
 
 
 def _link_company(ctx: OutgoingContext, *, message: Any, target: str, intercom_id: str, contact: dict | None) -> dict | None:
-    """Upsert the user's account as a company and attach the contact ("link users in Intercom", §3.8)."""
+    """Upsert the user's account as a company and attach the contact ("link users in Intercom", docs/intercom-behaviour.md#company-linking)."""
     account = message_field(message, "account") or {}
     if not account or not account.get("id"):
         return None

@@ -2,7 +2,7 @@
 
 The firehose batch is shared by the worker threads of a notification (records from many messages
 go out in one POST of up to 100), so it is wrapped in a lock here. The Intercom tag list is cached
-per workspace for a minute (reference §3.5: Hull's connector does the same), across notifications.
+per workspace for a minute (docs/intercom-behaviour.md#segments-as-tags: Hull's connector does the same), across notifications.
 """
 
 from __future__ import annotations

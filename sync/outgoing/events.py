@@ -1,11 +1,11 @@
-"""Hull user events -> Intercom data events (reference §3.4, DECISIONS.md "Attributes and events").
+"""Hull user events -> Intercom data events (docs/intercom-behaviour.md#outgoing-events, docs/decisions.md#attributes-and-events).
 
 Sent after the contact is known to Intercom, addressed by the contact's Intercom `id` (leads can
 only be addressed that way). Fixes over Hull's connector: `created_at` falls back to the Hull
 event's own time (Intercom requires it), metadata is trimmed to Intercom's limits (10 keys, string
 values per the 2.15 contract) with the trim logged, and every event ends in a
 SyncLog row (Hull's failures were invisible). Intercom ignores an event with the same contact,
-name and `created_at` (reference/intercom-api.md §6.1), so a replay does not duplicate events.
+name and `created_at` (docs/intercom-api.md#data-events), so a replay does not duplicate events.
 """
 
 from __future__ import annotations

@@ -36,6 +36,9 @@ from sync.outgoing.routing import COMPANY, SKIP, USER, message_field, route_mess
 from sync.transient import DATABASE_UNAVAILABLE
 from sync.work import SEARCH_SETTLE, Failure, Halted, Run, classify, halted_from, halts, lease_take  # noqa: F401 - SEARCH_SETTLE: its older home
 
+if TYPE_CHECKING:
+    from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
+
 logger = logging.getLogger("sync.outgoing")
 
 # Threads per notification. Intercom's budget, not CPU, is the limit: at its default 1,666 calls per
@@ -54,7 +57,7 @@ def _stops_batch(exc: BaseException) -> bool:
 # --- one message ---------------------------------------------------------------------------------
 
 
-def _entity_fields(message: Any) -> dict[str, str]:
+def _entity_fields(message: Any) -> dict[str, Any]:
     entity = message_field(message, "user") or message_field(message, "account") or {}
     return {
         "hull_id": str(entity.get("id") or ""),
@@ -128,7 +131,7 @@ def _run_guarded(ctx: OutgoingContext, message: Any) -> None:
 def _concurrency() -> int:
     if connection.in_atomic_block:
         return 1
-    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+    if connection.vendor == "sqlite" and cast("SQLiteDatabaseWrapper", connection).is_in_memory_db():
         return 1  # shared-cache in-memory SQLite locks whole tables: threads would only collide
     return max(1, int(getattr(settings, "OUTGOING_CONCURRENCY", DEFAULT_CONCURRENCY)))
 

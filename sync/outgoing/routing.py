@@ -1,10 +1,10 @@
 """Which Intercom entity a Hull message goes to, or why it goes nowhere.
 
-The decision order is Hull's `toSendMessage` (reference/hull-intercom-behaviour.md §3.1) with
-DECISIONS.md's fixes and hull-platform.md §5.3-5.4's loop guard:
+The decision order is Hull's `toSendMessage` (docs/intercom-behaviour.md#outgoing-routing) with
+docs/decisions.md#routing's fixes and docs/hull-protocol.md#loop-avoidance's guard:
 
 0. connector not configured (no Intercom token) -> skip;
-1. deleted in Intercom with "ignore deleted" on -> skip (a deleted lead is caught too: §10.7);
+1. deleted in Intercom with "ignore deleted" on -> skip (a deleted lead is caught too: docs/intercom-behaviour.md#guidance item 7);
 2. exports/batches: "Send batch as" decides (filters bypassed);
 3. segment filters, by segment id, `ALL`/`all_segments` matching everyone; a user in the lead
    filter goes as a lead even when also in the user filter; an empty filter sends nobody;
@@ -38,7 +38,7 @@ USER, LEAD, COMPANY, SKIP = "user", "lead", "company", "skip"
 SkipReason = SyncLog.Reason
 
 
-# Hull's own skip texts (reference §3.1), so support finds the familiar wording in the logs.
+# Hull's own skip texts (docs/intercom-behaviour.md#outgoing-routing), so support finds the familiar wording in the logs.
 SKIP_MESSAGES = {
     SkipReason.NOT_CONFIGURED: "Connector is not configured: connect it to Intercom first",
     SkipReason.NOT_IN_SEGMENT: (

@@ -1,4 +1,4 @@
-"""Hull segments mirrored as Intercom tags (reference/hull-intercom-behaviour.md §3.5, DECISIONS.md).
+"""Hull segments mirrored as Intercom tags (docs/intercom-behaviour.md#segments-as-tags, docs/decisions.md#attributes-and-events).
 
 - Added: the names of all segments the user/account is in now, minus the tags Hull already knows
   the Intercom entity has (`intercom_<type>/tags`, `intercom/tags`: our own write-back) and minus
@@ -42,7 +42,8 @@ def tags_attribute(ctx: OutgoingContext, entity: str) -> str:
     for row in mapping_rows(ctx.connector, entity, Direction.INCOMING):
         if row.intercom_attribute == "tags":
             return row.hull_attribute
-    return {Entity.USER: "intercom_user/tags", Entity.LEAD: "intercom_lead/tags"}.get(entity, "intercom/tags")
+    by_entity: dict[str, str] = {Entity.USER: "intercom_user/tags", Entity.LEAD: "intercom_lead/tags"}
+    return by_entity.get(entity, "intercom/tags")
 
 
 def planned_tag_changes(
@@ -78,6 +79,7 @@ def contact_tags_sync(
     if not add and not remove:
         return result
     on_contact = _contact_tag_ids(contact)
+    tag_id: str | None  # Intercom's id of the tag at hand (None: no such tag to remove)
     for name in add:
         try:
             tag_id = ctx.tags.ensure(name)

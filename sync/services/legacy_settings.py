@@ -2,7 +2,7 @@
 
 Migration action items 1-3 of the spec ("copy the attribute mapping", "copy the outgoing events
 whitelist", "populate incoming events"), done by `manage.py import_legacy_settings` instead of by
-hand. The legacy settings (reference/hull-intercom-behaviour.md §9) differ from ours:
+hand. The legacy settings (docs/intercom-behaviour.md#legacy-connector) differ from ours:
 
 - one segment filter, `synchronized_segments`, for users and leads (the legacy connector routed
   by the Hull attribute `intercom/is_lead`): it becomes the User Filter; the Lead Filter is left
@@ -69,7 +69,7 @@ REMOVED_FIELDS = frozenset(
 )
 # 2.x contact fields readable by path; any other bare legacy name is a custom attribute.
 CONTACT_FIELDS = frozenset({source for source, _ in CONTACT_INCOMING_FIELDS} | {"role", "segments"})
-# Writable from outgoing mappings besides custom attributes (reference §2.4 writable list).
+# Writable from outgoing mappings besides custom attributes (docs/intercom-behaviour.md#schema-pickers, the writable list).
 WRITABLE_CONTACT_FIELDS = frozenset(
     {"role", "name", "owner_id", "email", "phone", "external_id", "signed_up_at", "last_seen_at", "unsubscribed_from_emails", "avatar"}
 )
@@ -95,7 +95,7 @@ SKIPPED_SETTINGS = {
     "app_id": "read from Intercom when it is connected",
 }
 ENTITIES = (Entity.USER, Entity.LEAD)
-GROUP_FOR_ENTITY = {Entity.USER: USER_GROUP, Entity.LEAD: LEAD_GROUP}
+GROUP_FOR_ENTITY: dict[str, str] = {Entity.USER: USER_GROUP, Entity.LEAD: LEAD_GROUP}
 
 
 class LegacySettingsError(ValueError):
@@ -232,7 +232,7 @@ def _import_segments(connector: Connector, value: Any, report: LegacyImportRepor
 
 
 def _hull_name(raw: Any) -> str:
-    """The Hull side of a row without the UI's `traits_` prefix (reference §2)."""
+    """The Hull side of a row without the UI's `traits_` prefix (docs/intercom-behaviour.md#settings)."""
     return str(raw or "").strip().removeprefix("traits_")
 
 

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
@@ -35,7 +35,7 @@ UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.PROCESSING)
 # More rows than this waiting for a worker is worth a warning (flow control slows Hull down earlier).
 QUEUE_DEPTH_WARNING = 500
 
-PRUNED_MODELS: tuple[tuple[type[Model], str], ...] = (
+PRUNED_MODELS: tuple[tuple[type[SyncLog] | type[WebhookDelivery] | type[HullNotification], str], ...] = (
     # SyncLog first: its rows point at deliveries and notifications (SET_NULL), fewer updates.
     (SyncLog, "created_at"),
     (WebhookDelivery, "received_at"),
@@ -60,19 +60,19 @@ def sync_logs_prune(
     now = now or timezone.now()
     deleted: dict[str, int] = {}
     for model, time_field in PRUNED_MODELS:
-        cutoff = now - (older_than if older_than is not None else model.RETENTION_PERIOD)  # type: ignore[attr-defined]
-        queryset: QuerySet = model.objects.filter(**{f"{time_field}__lt": cutoff})  # type: ignore[attr-defined]
+        cutoff = now - (older_than if older_than is not None else model.RETENTION_PERIOD)
+        queryset: QuerySet = model.objects.filter(**{f"{time_field}__lt": cutoff})
         if model is not SyncLog:
             queryset = queryset.exclude(status__in=UNFINISHED)
         if connector is not None:
             queryset = queryset.filter(connector=connector)
-        name = model._meta.verbose_name_plural
+        name = str(model._meta.verbose_name_plural)
         total = 0
         while True:
             ids = list(queryset.order_by("pk").values_list("pk", flat=True)[:batch_size])
             if not ids:
                 break
-            model.objects.filter(pk__in=ids).delete()  # type: ignore[attr-defined]
+            model.objects.filter(pk__in=ids).delete()
             total += len(ids)
             if on_batch:
                 on_batch(name, total)
@@ -287,7 +287,7 @@ def segment_push(*, connector: Connector, segment_id: str, hull_client: Any = No
 
     Hull answers at once and later POSTs the export there; it is then synced like any batch
     (sync/hull/exports.py -> outgoing_messages_sync): segment filters bypassed, "Send Batch As"
-    decides users or leads (reference/hull-platform.md §2.4, "Requesting an extract").
+    decides users or leads (docs/hull-protocol.md#exports, requesting an extract).
     """
     if not connector.is_hull_configured:
         raise SegmentPushRefused("Hull credentials are incomplete: organization, connector id and secret are required.")
@@ -304,7 +304,7 @@ def segment_push(*, connector: Connector, segment_id: str, hull_client: Any = No
         raise SegmentPushRefused(f"Hull has no segment {segment_id!r}.") from error
     if not isinstance(segment, dict):
         raise SegmentPushRefused(f"Hull answered {segment!r} for segment {segment_id!r}.")
-    body = {
+    body: dict[str, Any] = {
         "query": segment.get("query") or {},
         "format": "json",
         "url": connector_batch_url(connector, segment_id=segment_id),

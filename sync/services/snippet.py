@@ -10,7 +10,7 @@ Which id the browser can see (the decision, also in docs/migration.md):
 Intercom visitor that a lead keeps (1.x leads carry it as `user_id`; the REST 2.x contact shows
 1.x `user_id` as `external_id`, and our payload normaliser maps one onto the other). The 24-hex
 contact `id` that the connector's primary lead anonymous id is built from
-(`intercom-lead:lead-<contact id>`, DECISIONS.md) never reaches the browser. So:
+(`intercom-lead:lead-<contact id>`, docs/decisions.md#identity) never reaches the browser. So:
 
 - the snippet aliases `intercom-lead:lead-<visitor id>`;
 - an incoming lead that carries a visitor id (`external_id`) gets the same

@@ -1,7 +1,7 @@
 """The connector's health in Hull's vocabulary: `ok`, `warning`, `error` or `setupRequired`, with messages.
 
 One selector shared by Hull's `/status` endpoint and the admin dashboard, so both tell the same story
-(reference/hull-platform.md: `{"status": ..., "messages": [...]}`).
+(docs/hull-protocol.md#status: `{"status": ..., "messages": [...]}`).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ Drive:
     ``.export(connector, object_type="user_report", segment_id="")`` -> (status, answer, export file).
 Build payloads (no state needed):
     ``make_user_update(connector, users=[{...raw user...}], changes=None, events=None, segments=None,
-    account=None, notification_id=None, is_export=False)`` -> a §2.1 body with ``traits_`` keys kept;
+    account=None, notification_id=None, is_export=False)`` -> a docs/hull-protocol.md#notifications body with ``traits_`` keys kept;
     ``make_account_update(connector, accounts=[{...}], ...)`` likewise. Both are also importable
     from this module.
 
@@ -93,9 +93,9 @@ def make_user_update(
     notification_id: str | None = None,
     is_export: bool = False,
 ) -> dict[str, Any]:
-    """A `user:update` body (§2.1/§2.1.1): one message per raw user dict (give `traits_` keys)."""
+    """A `user:update` body (docs/hull-protocol.md#user-update-messages): one message per raw user dict (give `traits_` keys)."""
     segments = [dict(DEFAULT_SEGMENT)] if segments is None else [dict(s) for s in segments]
-    messages = []
+    messages: list[dict[str, Any]] = []
     for raw in users:
         user = {"id": secrets.token_hex(12), "indexed_at": "2018-12-11T14:20:33+00:00", **raw}
         user.setdefault("segment_ids", [s["id"] for s in segments])
@@ -130,9 +130,9 @@ def make_account_update(
     notification_id: str | None = None,
     is_export: bool = False,
 ) -> dict[str, Any]:
-    """An `account:update` body (§2.1.2); account attributes are never `traits_`-prefixed."""
+    """An `account:update` body (docs/hull-protocol.md#account-update-messages); account attributes are never `traits_`-prefixed."""
     account_segments = list(account_segments or [])
-    messages = [
+    messages: list[dict[str, Any]] = [
         {
             "message_id": secrets.token_hex(20),
             "account": {"id": secrets.token_hex(12), "indexed_at": "2018-12-09T12:05:58+00:00", **raw},
@@ -225,7 +225,7 @@ class HullSandbox:
         from sandbox.hull.models import SandboxUser
         from sandbox.hull.platform import user_report
 
-        return [{**user_report(u), "account_id": u.account.hull_id if u.account_id else None}
+        return [{**user_report(u), "account_id": u.account.hull_id if u.account is not None else None}
                 for u in SandboxUser.objects.select_related("account").order_by("id")]
 
     def user(self, **claims: Any) -> dict[str, Any] | None:

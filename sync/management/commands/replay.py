@@ -8,18 +8,21 @@ Times are ISO-8601 dates or datetimes (`2026-11-01`, `2026-11-01T12:00:00Z`), UT
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, time
 from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import QuerySet
 from django.utils.dateparse import parse_date, parse_datetime
 
 from sync.models import Connector
 from sync.services.ops import failed_deliveries, failed_notifications
 from sync.services.replay import hull_notifications_replay, webhook_deliveries_replay
 
-KINDS = {
+# kind -> (select the failed rows, replay them, the replay's keyword, what the rows are called)
+KINDS: dict[str, tuple[Callable[..., QuerySet[Any]], Callable[..., int], str, str]] = {
     "deliveries": (failed_deliveries, webhook_deliveries_replay, "deliveries", "Intercom webhook deliveries"),
     "notifications": (failed_notifications, hull_notifications_replay, "notifications", "Hull notifications"),
 }

@@ -206,7 +206,7 @@ def _baseline_leg(args: argparse.Namespace, base: str, in_flight: int) -> dict[s
 
     def call(method: str, path: str, body: dict) -> bool:
         nonlocal attempts
-        for attempt in range(4):  # the call and three blind retries
+        for _attempt in range(4):  # the call and three blind retries
             with lock:
                 attempts += 1
             response = session.request(method, base + path, json=body, timeout=30)

@@ -7,7 +7,6 @@ The same functions serve the changelist's action menu and the buttons on a conne
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 
 from django.contrib import admin, messages

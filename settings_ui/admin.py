@@ -9,7 +9,7 @@ Companies, Events, Fetching, Advanced), with each identity and mapping table ins
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django import forms
@@ -44,7 +44,7 @@ from settings_ui.oauth import SESSION_CONNECTOR_KEY, intercom_disconnect
 from settings_ui.schema import attribute_options
 
 if TYPE_CHECKING:
-    from django.contrib.admin.options import _FieldOpts, _FieldsetSpec
+    pass
 from sync.models import Connector, Direction, Entity, FieldMapping, IdentityClaim
 from sync.services.connectors import connector_apply_defaults
 

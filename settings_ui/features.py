@@ -6,7 +6,8 @@ Kept out of admin.py (whose layout other work restructures): `ConnectorAdmin.get
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from django import forms
 from django.contrib import messages

@@ -10,7 +10,6 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.utils import flatatt
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
 
 from settings_ui import schema, spec_texts
 from sync.models import Connector, Direction, Entity, FieldMapping, HullSegment, IdentityClaim

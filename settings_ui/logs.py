@@ -8,6 +8,7 @@ every other log row about the same entity), and failed deliveries can be replaye
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 

@@ -14,7 +14,8 @@ import ipaddress
 import re
 import socket
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 import requests
 from requests.adapters import HTTPAdapter

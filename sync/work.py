@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone as dt_timezone
-from typing import Any, Union
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -52,7 +52,7 @@ REPORT_STATUSES = "sync.tasks.report_statuses"
 REQUEUE_STALE_WORK = "sync.tasks.requeue_stale_work"
 CHECK_ALERTS = "sync.tasks.check_alerts"
 
-Unit = Union[HullNotification, WebhookDelivery]
+Unit = HullNotification | WebhookDelivery
 
 OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.PROCESSING)
 FINAL_STATUSES = (DeliveryStatus.DONE, DeliveryStatus.IGNORED, DeliveryStatus.UNSUPPORTED, DeliveryStatus.FAILED)

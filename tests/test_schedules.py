@@ -106,3 +106,5 @@ def test_the_sweep_leaves_work_in_progress_and_work_waiting_for_its_resume_alone
     assert processed == []
     running.refresh_from_db()
     assert running.status == DeliveryStatus.PROCESSING and running.lease_owner == "worker-a"
+    waiting.refresh_from_db()
+    assert waiting.status == DeliveryStatus.PENDING  # left to its scheduled resume

@@ -100,7 +100,6 @@ def webhook_delivery_process(*, delivery: WebhookDelivery) -> None:
     (Intercom 5xx/timeouts, the database) sends the delivery back to pending with its resume
     scheduled (transient ones fail after MAX_TRANSIENT_ATTEMPTS tries); a bug fails it.
     """
-    connector = delivery.connector
     handler = handler_for(delivery.topic)
     if handler is None and delivery.status not in FINAL_STATUSES:
         WebhookDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.UNSUPPORTED, error="unknown topic", processed_at=timezone.now())

@@ -225,7 +225,7 @@ def test_a_support_persons_day(page, live_server, django_user_model, monkeypatch
         page.set_checked("#id_is_active", active)
         if not active:  # leaving with an unsaved edit asks first; staying keeps the edit
             dialogs: list[str] = []
-            page.once("dialog", lambda dialog: (dialogs.append(dialog.type), dialog.dismiss()))
+            page.once("dialog", lambda dialog, seen=dialogs: (seen.append(dialog.type), dialog.dismiss()))
             page.click("a.dashboard-link", no_wait_after=True)
             page.wait_for_timeout(500)
             assert dialogs == ["beforeunload"] and "/change/" in page.url, (dialogs, page.url)

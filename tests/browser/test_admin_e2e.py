@@ -105,7 +105,9 @@ def test_staff_connect_intercom_map_a_field_and_fetch_all_users(page, live_serve
     page.wait_for_selector(".messagelist .success")
     assert FieldMapping.objects.filter(connector=connector, direction="outgoing", intercom_attribute="hull_plan").exists()
 
-    # Contacts in the sandbox workspace, created over its HTTP API as Intercom would hold them.
+    # Contacts in the sandbox workspace, created over its HTTP API as Intercom would hold them: long
+    # enough ago that its search shows them (seeding opts out of the default search lag).
+    Workspace.objects.filter(pk=workspace.pk).update(search_lag_seconds=0)
     headers = {"Authorization": f"Bearer {workspace.token}", "Accept": "application/json", "Content-Type": "application/json"}
     for email in CONTACT_EMAILS:
         created = requests.post(f"{base}/sandbox/intercom/contacts", json={"role": "user", "email": email, "external_id": email.split("@")[0]}, headers=headers, timeout=10)

@@ -11,7 +11,7 @@ Legs, each in its own process (so peak RSS is per leg) on a temporary SQLite dat
    IntercomClient and the Intercom sandbox (HTTP level through `responses`, contract checks
    off). The sandbox's search evaluates every contact for every page (O(N) per page), so this
    leg is kept small: it measures the client + sandbox overhead, not the connector's scaling.
-3. `webhooks`: gunicorn (1 worker, 4 threads) serving the real endpoint; a local load
+3. `webhooks`: gunicorn (2 workers, 4 threads each; CPU per request from /proc) serving the real endpoint; a local load
    generator (threads + http.client) posts --webhooks signed deliveries with --concurrency in
    flight. Gives accepted deliveries/s and p50/p99 latency (processing is enqueued, not run).
 
@@ -238,7 +238,7 @@ def leg_webhooks(total: int, concurrency: int) -> dict[str, Any]:
         subprocess.run([PYTHON, "-c", setup], cwd=ROOT, env=env, check=True)
         port = _free_port()
         server = subprocess.Popen(
-            [PYTHON, "-m", "gunicorn", "connector_site.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1", "--threads", "4",
+            [PYTHON, "-m", "gunicorn", "connector_site.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2", "--threads", "4",
              "--log-level", "warning"], cwd=ROOT, env=env)
         try:
             _wait_for(port)
@@ -263,10 +263,12 @@ def leg_webhooks(total: int, concurrency: int) -> dict[str, Any]:
                     latencies.append(elapsed)
                     statuses[response.status] = statuses.get(response.status, 0) + 1
 
+            cpu_before = _tree_cpu_seconds(server.pid)
             started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=concurrency) as pool:
                 list(pool.map(send, range(total)))
             seconds = time.perf_counter() - started
+            cpu = _tree_cpu_seconds(server.pid) - cpu_before
             # Redeliveries of the first 200: answered 200, stored once.
             with ThreadPoolExecutor(max_workers=concurrency) as pool:
                 list(pool.map(send, range(min(200, total))))
@@ -281,7 +283,9 @@ def leg_webhooks(total: int, concurrency: int) -> dict[str, Any]:
         return {
             "deliveries": total,
             "concurrency": concurrency,
-            "server": "gunicorn 1 worker x 4 threads, SQLite (WAL)",
+            "server": "gunicorn 2 workers x 4 threads, SQLite (WAL)",
+            "server_cpu_ms_per_request": round(cpu * 1000 / total, 2),
+            "load_average": os.getloadavg(),
             "seconds": round(seconds, 2),
             "deliveries_per_s": round(total / seconds, 1),
             "p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
@@ -289,6 +293,21 @@ def leg_webhooks(total: int, concurrency: int) -> dict[str, Any]:
             "statuses": statuses,
             "stored_rows_after_200_redeliveries": int(count),
         }
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (gunicorn's master and workers), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            todo += [int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
 def _wait_for(port: int) -> None:

@@ -8,6 +8,9 @@ in a clean 400 or a stored row, never a 500.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import msgspec
@@ -46,19 +49,37 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-def loads_json_body(body: bytes | str) -> Any:
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a large JSON document is decoded or normalised.
+
+    Both allocate hundreds of thousands of containers and create no cycles; the collector's
+    generation scans triggered by those allocations took 3 to 5 times the decoding itself on a
+    10,000-message notification (0.75 s instead of 0.14 s).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def loads_json_body(body: bytes | str, *, check_depth: bool = True) -> Any:
     """Decode JSON, raising ValueError (or UnicodeDecodeError) for anything we would not store.
 
     msgspec, not `json`: it is several times faster on 10,000-message notifications, and strict
     where `json` is lax (NaN/Infinity, lone surrogates such as `\\ud800`, numbers out of range).
     """
     try:
-        payload = msgspec.json.decode(body)
+        with gc_paused():
+            payload = msgspec.json.decode(body)
     except RecursionError as exc:
         raise ValueError("The JSON body is nested too deeply.") from exc
     except msgspec.DecodeError as exc:
         raise ValueError(str(exc)) from exc
-    if _nesting_depth(payload) > MAX_NESTING_DEPTH:
+    if check_depth and _nesting_depth(payload) > MAX_NESTING_DEPTH:
         raise ValueError(f"The JSON body is nested more than {MAX_NESTING_DEPTH} levels deep.")
     raw = body if isinstance(body, bytes) else body.encode()
     if b"\\u0000" in raw:

@@ -550,7 +550,9 @@ class HullNotification(models.Model):
     def decode_messages(raw: bytes | memoryview) -> Any:
         from sync.json_values import loads_json_body  # the endpoint's own rules (NaN, depth, NUL)
 
-        return loads_json_body(bytes(raw))
+        # No nesting-depth walk (0.3 s on 10,000 messages): nothing here is encoded again as a
+        # whole, and a message too deep for an encoder ends in that entity's error row.
+        return loads_json_body(bytes(raw), check_depth=False)
 
     def full_payload(self) -> dict[str, Any]:
         """The notification as Hull sent it (secrets redacted): `payload` plus its raw messages.

@@ -228,3 +228,23 @@ def test_wrong_secret_on_rest_is_unauthorized(connector, hull_sandbox):
 
 def test_secret_is_not_in_repr(connector):
     assert HULL_SECRET not in repr(HullClient.for_connector(connector))
+
+
+def test_records_arriving_steadily_start_one_timer_not_one_thread_each(connector, responses_mock, monkeypatch):
+    """The idle flush still comes after the last record, but a burst no longer starts a thread per record."""
+    import threading
+
+    responses_mock.add("POST", "https://firehose.hullapp.io/", body="ok")
+    started: list[int] = []
+    real_start = threading.Timer.start
+    monkeypatch.setattr(threading.Timer, "start", lambda self: (started.append(1), real_start(self))[1])
+    batch = FirehoseBatch(HullClient.for_connector(connector), flush_after=0.2)
+    for index in range(50):
+        batch.traits({"external_id": f"u-{index}"}, {"n": index})
+    assert batch.sent == 0  # quiet spell not over yet
+    deadline = time.time() + 5
+    while batch.sent == 0 and time.time() < deadline:
+        time.sleep(0.02)
+    assert batch.sent == 50
+    assert len(responses_mock.calls) == 1
+    assert len(started) <= 3  # was 50: one per record

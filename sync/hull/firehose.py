@@ -16,6 +16,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Mapping
+import time
 from types import TracebackType
 from typing import Any
 
@@ -51,6 +52,7 @@ class FirehoseBatch:
         self.calls = 0  # HTTP calls made
         self._lock = threading.RLock()
         self._timer: threading.Timer | None = None
+        self._deadline = 0.0
 
     def __enter__(self) -> FirehoseBatch:
         return self
@@ -132,17 +134,29 @@ class FirehoseBatch:
     # -- sending ----------------------------------------------------------------------------
 
     def _arm_timer(self) -> None:
+        """Flush `flush_after` s after the last record: one timer thread per quiet spell, not per
+        record (a thread start per record was most of the batch's own CPU cost)."""
         if not self.flush_after:
             return
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-            timer = threading.Timer(self.flush_after, self._flush_from_timer)
-            timer.daemon = True
-            self._timer = timer
-            timer.start()
+            self._deadline = time.monotonic() + self.flush_after
+            if self._timer is None:
+                self._start_timer(self.flush_after)
+
+    def _start_timer(self, delay: float) -> None:
+        timer = threading.Timer(delay, self._flush_from_timer)
+        timer.daemon = True
+        self._timer = timer
+        timer.start()
 
     def _flush_from_timer(self) -> None:
+        with self._lock:
+            if self._timer is not threading.current_thread():
+                return  # cancelled by a flush, or replaced
+            remaining = self._deadline - time.monotonic()
+            if remaining > 0 and self.records:
+                self._start_timer(remaining)  # records came in meanwhile: wait for the new quiet spell
+                return
         try:
             self.flush()
         except Exception:  # noqa: BLE001 - a background flush has nobody to raise to; records stay buffered

@@ -27,8 +27,13 @@ outcome_logger = logging.getLogger("sync.outcome")  # the logger sync.synclog wr
 ENTITY_FOR_ROLE = {"user": "user", "lead": "lead"}
 
 
+# Records per firehose call while fetching: a whole page of contacts (150, with their aliases and
+# account links) goes in one call instead of two (1.35 calls per 100 contacts at 100 records).
+INGEST_FLUSH_AT = 500
+
+
 def open_firehose(connector: Any) -> Any:
-    """A FirehoseBatch for the connector (flushes on exit, auto-flushes every 100 records).
+    """A FirehoseBatch for the connector (flushes on exit, auto-flushes every INGEST_FLUSH_AT records).
 
     No idle-flush timer: every incoming unit flushes on exit, and the checkpoint must follow the
     flush, not a background thread (the timer also cost a thread start per record).
@@ -36,7 +41,7 @@ def open_firehose(connector: Any) -> Any:
     from sync.hull.client import HullClient
     from sync.hull.firehose import FirehoseBatch
 
-    return FirehoseBatch(HullClient.for_connector(connector), flush_after=None)
+    return FirehoseBatch(HullClient.for_connector(connector), flush_at=INGEST_FLUSH_AT, flush_after=None)
 
 
 def send_user_update(batch: Any, update: HullUserUpdate) -> None:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Mapping
 import time
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 

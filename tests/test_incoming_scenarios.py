@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from sync.incoming.fetch import fetch_run_to_end
 from sync.models import FieldMapping, IdentityLink, SyncCursor, SyncLog, WebhookDelivery
-from tests.test_incoming_fakes import firehose  # noqa: F401
+from tests.incoming_support import firehose  # noqa: F401
 from tests.test_webhook_topics import SECRET, fixture_bytes
 from webhooks.intercom_auth import intercom_signature
 

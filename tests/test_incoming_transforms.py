@@ -5,7 +5,8 @@ from __future__ import annotations
 from sync.incoming.context import IncomingContext
 from sync.incoming.payloads import contact_role, normalise_contact, notification_from_payload
 from sync.incoming.transforms import company_to_hull_account, contact_to_hull_user
-from tests.test_incoming_fakes import FakeIntercom, fake_intercom  # noqa: F401
+from sandbox.intercom.models import Contact
+from tests.incoming_support import calls_to, intercom, seed_company, seed_contact, seed_tag  # noqa: F401
 
 
 def test_a_1x_user_is_normalised_to_the_v2_shape():
@@ -34,41 +35,39 @@ def test_a_missing_notification_id_becomes_a_body_hash():
     assert first.notification_id == again.notification_id and first.notification_id.startswith("sha1-")
 
 
-def test_unknown_tag_ids_fall_back_to_the_contacts_tag_list(connector, fake_intercom):
-    fake_intercom.add_contact("c1")
-    fake_intercom.tags = {"1": "Known"}
-    fake_intercom.contact_tags["c1"] = ["1", "2"]
-    fake_intercom.tags["2"] = "Added later"
-    contact = normalise_contact({**fake_intercom.contacts["c1"], "tags": {"type": "list", "data": [{"id": "1"}, {"id": "9"}], "has_more": False}})
+def test_unknown_tag_ids_fall_back_to_the_contacts_tag_list(connector, intercom):
+    contact = seed_contact(intercom, "c1", tags={"1": "Known", "2": "Added later"})
+    # The payload names tag 1 (known to the workspace list) and 9 (unknown): the contact's own list decides.
+    contact = normalise_contact({**contact, "tags": {"type": "list", "data": [{"id": "1"}, {"id": "9"}], "has_more": False}})
     update = contact_to_hull_user(IncomingContext(connector=connector), contact)
     assert update.traits["intercom_user/tags"] == ["Known", "Added later"]
-    assert [name for name, _ in fake_intercom.calls] == ["list_tags", "list_contact_tags"]
+    assert [c.path for c in intercom.calls] == ["/tags", "/contacts/c1/tags"]
 
 
-def test_link_users_in_hull_links_only_a_contact_with_exactly_one_company(connector, fake_intercom):
+def test_link_users_in_hull_links_only_a_contact_with_exactly_one_company(connector, intercom):
     connector.link_users_in_hull = True
-    fake_intercom.add_company("co1")
-    fake_intercom.add_company("co2")
-    one = fake_intercom.add_contact("one", companies={"type": "list", "data": [{"id": "co1"}], "has_more": False})
-    two = fake_intercom.add_contact("two", companies={"type": "list", "data": [{"id": "co1"}, {"id": "co2"}], "has_more": False})
-    fake_intercom.contact_companies = {"one": ["co1"], "two": ["co1", "co2"]}
+    one = seed_contact(intercom, "one")
+    two = seed_contact(intercom, "two")
+    co1 = seed_company(intercom, "co1", members=["one", "two"], name="Company co1")
+    seed_company(intercom, "co2", members=["two"], name="Company co2")
     ctx = IncomingContext(connector=connector)
-    assert contact_to_hull_user(ctx, normalise_contact(one)).account_link == {"anonymous_id": "intercom:co1"}
-    linked = contact_to_hull_user(ctx, normalise_contact(two))
+    one = intercom.contact("one")
+    assert contact_to_hull_user(ctx, normalise_contact(one)).account_link == {"anonymous_id": f"intercom:{co1['id']}"}
+    linked = contact_to_hull_user(ctx, normalise_contact(intercom.contact("two")))
     assert linked.account_link is None
-    assert linked.traits["intercom_user/companies"] == ["Company co1", "Company co2"]
+    assert sorted(linked.traits["intercom_user/companies"]) == ["Company co1", "Company co2"]
 
 
-def test_overwrite_off_becomes_set_if_null(connector, fake_intercom):
+def test_overwrite_off_becomes_set_if_null(connector, intercom):
     connector.field_mappings.filter(entity="user", intercom_attribute="phone").update(overwrite=False)
-    contact = fake_intercom.add_contact("c1", phone="+33 1 23")
+    contact = seed_contact(intercom, "c1", phone="+33 1 23")
     update = contact_to_hull_user(IncomingContext(connector=connector), normalise_contact(contact))
     assert update.traits["intercom_user/phone"] == {"operation": "setIfNull", "value": "+33 1 23"}
 
 
-def test_legacy_attribute_mode_adds_the_intercom_group_and_legacy_alias(connector, fake_intercom):
+def test_legacy_attribute_mode_adds_the_intercom_group_and_legacy_alias(connector, intercom):
     connector.legacy_attribute_mode = True
-    lead = fake_intercom.add_contact("l1", role="lead", external_id="visitor-9")
+    lead = seed_contact(intercom, "l1", role="lead", external_id="visitor-9")
     update = contact_to_hull_user(IncomingContext(connector=connector), normalise_contact(lead))
     assert update.traits["intercom/is_lead"] is True
     assert update.traits["intercom/email"] == "l1@example.com"
@@ -76,10 +75,16 @@ def test_legacy_attribute_mode_adds_the_intercom_group_and_legacy_alias(connecto
     assert {"intercom:l1", "intercom:visitor-9"} <= set(update.aliases)
 
 
-def test_company_to_account(connector, fake_intercom):
-    company = fake_intercom.add_company("co1", tags={"type": "tag.list", "tags": [{"id": "1", "name": "VIP"}, {"id": "2", "name": "VIP"}]})
+def test_company_to_account(connector, intercom):
+    [member] = [seed_contact(intercom, "m1")["id"]]
+    company = seed_company(intercom, "cid-co1", members=[member], name="Company co1", website="co1.example.com")
+    from sandbox.intercom.models import Company
+
+    vip = seed_tag(intercom, "1", "VIP")
+    vip.companies.add(Company.objects.get(intercom_id=company["id"]))
+    company = intercom.client().get_company(company["id"])
     update = company_to_hull_account(IncomingContext(connector=connector), company)
-    assert update.claims == {"external_id": "cid-co1", "domain": "co1.example.com", "anonymous_id": "intercom:co1"}
+    assert update.claims == {"external_id": "cid-co1", "domain": "co1.example.com", "anonymous_id": f"intercom:{company['id']}"}
     assert update.traits["intercom/tags"] == ["VIP"]
-    assert update.traits["intercom/id"] == "co1"
+    assert update.traits["intercom/id"] == company["id"]
     assert update.traits["name"] == {"operation": "setIfNull", "value": "Company co1"}

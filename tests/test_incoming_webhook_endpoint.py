@@ -9,7 +9,7 @@ from django.test import override_settings
 
 from sync.incoming.topics import topic_is_whitelisted, topic_matches
 from sync.models import DeliveryStatus, SyncLog, WebhookDelivery
-from tests.test_incoming_fakes import fake_intercom, firehose  # noqa: F401
+from tests.incoming_support import firehose, intercom  # noqa: F401
 from tests.test_webhook_topics import SECRET, fixture_bytes
 from webhooks.intercom_auth import intercom_signature
 
@@ -80,7 +80,7 @@ def test_head_answers_200_for_intercoms_url_validation(client, connector):
     assert client.head(URL).status_code == 200
 
 
-def test_a_redelivery_is_a_no_op(client, connector, fake_intercom, firehose, django_capture_on_commit_callbacks):
+def test_a_redelivery_is_a_no_op(client, connector, intercom, firehose, django_capture_on_commit_callbacks):
     body = fixture_bytes("user_created")
     signature = intercom_signature(SECRET, body)
     with django_capture_on_commit_callbacks(execute=True):
@@ -95,7 +95,7 @@ def test_a_redelivery_is_a_no_op(client, connector, fake_intercom, firehose, dja
     assert SyncLog.objects.filter(action="incoming.user.success").count() == 1
 
 
-def test_a_delivery_is_stored_before_the_answer_and_processed_after_commit(client, connector, fake_intercom, firehose, django_capture_on_commit_callbacks):
+def test_a_delivery_is_stored_before_the_answer_and_processed_after_commit(client, connector, intercom, firehose, django_capture_on_commit_callbacks):
     body = fixture_bytes("user_created")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = post(client, body, intercom_signature(SECRET, body))

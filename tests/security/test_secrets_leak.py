@@ -15,11 +15,13 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from django.conf import settings
 from django.contrib import admin
 from django.db import connection
 from django.urls import NoReverseMatch, reverse
+from django.utils.module_loading import import_string
 
-from sync.logging import JsonFormatter, RedactingFilter
+from sync.logging import JsonFormatter
 from sync.models import HullNotification
 from tests.conftest import HULL_SECRET, INTERCOM_TOKEN
 from tests.plugins.hull_sandbox import make_user_update
@@ -39,7 +41,8 @@ def production_log() -> Iterator[io.StringIO]:
     """The root handler as settings.LOGGING builds it (RedactingFilter + JsonFormatter), at DEBUG."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.addFilter(RedactingFilter())
+    for name, spec in settings.LOGGING.get("filters", {}).items():  # as settings.LOGGING configures it
+        handler.addFilter(import_string(spec["()"])())
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     previous = root.level

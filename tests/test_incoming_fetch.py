@@ -10,6 +10,7 @@ import io
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone as dt_timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
@@ -340,3 +341,25 @@ def test_a_due_schedule_runs_the_incremental_fetch_through_the_django_q2_schedul
     cursor = SyncCursor.objects.get(connector=connector, kind=SyncCursor.Kind.INCREMENTAL, stream="users")
     assert cursor.status == SyncCursor.Status.DONE, cursor.last_error
     assert hull_sandbox.user(email="scheduled@acme.com")
+
+
+def test_a_25_hour_day_in_the_workspace_time_zone_misses_nothing(connector, intercom, firehose):
+    """Paris, 25 October 2026: summer time ends, the day lasts 25 hours. One day before a mark
+    late that evening is still the same local day, and Intercom's day-granular `updated_at >`
+    skipped the rest of it. The window now ends before that day, in the zone `/me` gives."""
+    from django.core.cache import cache
+
+    from sandbox.intercom.models import Workspace
+
+    Workspace.objects.filter(pk=intercom.workspace.pk).update(timezone="Europe/Paris")
+    cache.delete(f"intercom-workspace-tz:{connector.pk}")
+    paris = ZoneInfo("Europe/Paris")
+    mark = datetime(2026, 10, 25, 23, 30, tzinfo=paris)  # 22:30 UTC
+    later = intercom.add_contact(email="later@example.com", updated_at=int(datetime(2026, 10, 25, 23, 45, tzinfo=paris).timestamp()))
+    SyncCursor.objects.create(connector=connector, kind="incremental", stream="users", status="done", high_water_mark=mark)
+    cursor = fetch_run_to_end(connector=connector, kind="incremental", stream="users")
+    assert cursor.status == "done"
+    assert sent_ids(firehose) == [later["id"]]
+    since = next(f["value"] for f in searches(intercom)[0]["query"]["value"] if f["field"] == "updated_at")
+    assert since == int(datetime(2026, 10, 25, tzinfo=paris).timestamp()) - 1  # the end of 24 October, Paris time
+    assert ("GET", "/me") in [(c.method, c.path) for c in intercom.calls]

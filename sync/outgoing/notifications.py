@@ -219,7 +219,16 @@ def _messages_sync(
                     break
                 progress.mark(index)
         else:
-            halt = _run_pool(ctx, pending, progress, workers)
+            # One message alone first: its answers tell the shared budget the window's count
+            # before 32 threads call at once (a cold budget lets every caller go).
+            first_index, first = pending[0]
+            try:
+                _run_guarded(ctx, first)
+                progress.mark(first_index)
+            except HALTING_ERRORS as exc:
+                halt = exc
+            if halt is None:
+                halt = _run_pool(ctx, pending[1:], progress, workers)
     finally:
         # Write-backs first: progress recorded for a message whose write-back never left would
         # hide it from the retry.

@@ -171,6 +171,7 @@ def main() -> None:
     stored_one = Stored.objects.filter(raw_messages__isnull=False).first()
     worker_times: list[float] = []
     for _ in range(args.repeat if stored_one is not None else 0):
+        assert stored_one is not None  # no repeat otherwise
         started = time.perf_counter()
         parsed = parse_notification(stored_one.full_payload())
         dedupe_messages(parsed.messages)

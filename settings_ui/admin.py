@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -44,7 +44,7 @@ from settings_ui.oauth import SESSION_CONNECTOR_KEY, intercom_disconnect
 from settings_ui.schema import attribute_options
 
 if TYPE_CHECKING:
-    pass
+    from django.contrib.admin.options import _FieldsetSpec
 from sync.models import Connector, Direction, Entity, FieldMapping, IdentityClaim
 from sync.services.connectors import connector_apply_defaults
 
@@ -195,12 +195,12 @@ class ConnectorAdmin(admin.ModelAdmin):
         LeadIncomingInline,
         CompanyIncomingInline,
     ]
-    fieldsets = layout.fieldsets()  # tabs, sections and their fields: settings_ui/layout.py
+    fieldsets = cast("_FieldsetSpec", layout.fieldsets())  # tabs, sections and their fields: settings_ui/layout.py
 
     # A new connector gets its default claims and mappings on save; its add page asks only for
     # the basics, and the full page (with the tables) opens right after.
     def get_fieldsets(self, request: HttpRequest, obj: Connector | None = None) -> list:
-        fieldsets = self.fieldsets if obj is not None else layout.add_page_fieldsets()
+        fieldsets = layout.fieldsets() if obj is not None else layout.add_page_fieldsets()  # self.fieldsets, typed
         if obj is not None and not self.has_change_permission(request, obj):
             # View-only staff get read-only fields rendered as text: the write-only secrets must go.
             fieldsets = [(name, opts | {"fields": _without_secrets(opts["fields"])}) for name, opts in fieldsets]

@@ -109,6 +109,7 @@ def erase_view(modeladmin: Any, request: HttpRequest, object_id: str) -> HttpRes
         except ErasureError as error:
             modeladmin.message_user(request, f"Erasure stopped: {error}", messages.ERROR)
         else:
+            assert result.audit is not None  # erase_person always records the audit row
             level = messages.WARNING if result.errors else messages.SUCCESS
             modeladmin.message_user(request, f"{result.summary} Audit row #{result.audit.pk}.", level)
         return redirect(reverse("admin:sync_connector_dashboard", args=[connector.pk]))

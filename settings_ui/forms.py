@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.utils import flatatt
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from settings_ui import schema, spec_texts
 from sync.models import Connector, Direction, Entity, FieldMapping, HullSegment, IdentityClaim
@@ -57,7 +58,7 @@ class DatalistInput(forms.TextInput):
         self.options = options
         self.list_id = list_id
 
-    def render(self, name: str, value: Any, attrs: dict | None = None, renderer: Any = None) -> str:
+    def render(self, name: str, value: Any, attrs: dict | None = None, renderer: Any = None) -> SafeString:
         # The list is rendered once per table, in the admin's hidden template row ("__prefix__"),
         # which is always in the page: every box of the table points at it by id. Rendering it next
         # to every box made the connector page 300 KB and slow to draw.
@@ -157,8 +158,9 @@ class ConnectorForm(forms.ModelForm):
             ("synchronized_user_segments", HullSegment.Kind.USER),
             ("synchronized_account_segments", HullSegment.Kind.ACCOUNT),
         ):
-            self.fields[name].choices = segment_choices(connector, kind, getattr(self.instance, name))
-        self.fields["incoming_events"].choices = topic_choices()
+            cast(forms.ChoiceField, self.fields[name]).choices = segment_choices(connector, kind, getattr(self.instance, name))
+        events_field = cast(forms.ChoiceField, self.fields["incoming_events"])
+        events_field.choices = topic_choices()
         for field in self.fields.values():
             # Fields with a callable model default (consent_mappings=list) compare against a hidden copy of
             # their initial value, which the page does not render: every save would count them as changed.
@@ -167,7 +169,7 @@ class ConnectorForm(forms.ModelForm):
         if "intercom_region" in self.fields:
             # A form that does not send the region keeps the connector's (US for a new one).
             self.fields["intercom_region"].required = False
-        offered = {value for value, _ in self.fields["incoming_events"].choices}
+        offered = {value for value, _ in events_field.choices}
         self.initial["incoming_event_patterns"] = [t for t in self.instance.incoming_events or [] if t not in offered]
         for name in ("fetch_users_interval", "fetch_leads_interval", "fetch_companies_interval"):
             if name in self.fields:
@@ -359,7 +361,7 @@ def speed_up_inputs(form: forms.BaseForm) -> None:
 class MappingFormSet(forms.BaseInlineFormSet):
     """Refuses deleting identity mappings, and two rows writing the same target attribute."""
 
-    def add_fields(self, form: forms.BaseForm, index: int | None) -> None:
+    def add_fields(self, form: forms.ModelForm, index: int | None) -> None:
         super().add_fields(form, index)
         speed_up_inputs(form)
 

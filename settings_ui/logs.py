@@ -8,7 +8,6 @@ every other log row about the same entity), and failed deliveries can be replaye
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -114,9 +113,10 @@ def status_words(code: str, words: dict[str, str]) -> str:
 class OneConnectorColumns:
     """One connector (the usual deployment): its name in every row only pushes the rest off-screen."""
 
-    list_display: Sequence[str]
+    list_display: tuple[str, ...]
 
-    def get_list_display(self, request: HttpRequest) -> Sequence[str]:
+    # The admin's own return type (a list or a tuple), so it overrides ModelAdmin's cleanly.
+    def get_list_display(self, request: HttpRequest) -> list[Any] | tuple[Any, ...]:
         if Connector.objects.count() <= 1:
             return [name for name in self.list_display if name != "connector"]
         return self.list_display

@@ -94,7 +94,7 @@ def digest_send_if_due(connector: Connector, *, now: datetime | None = None) -> 
         if not alerts:
             return False
         last = ConnectorAlert.objects.filter(connector=connector, emailed_at__isnull=False).order_by("-emailed_at").first()
-        if last is not None and now - last.emailed_at < DIGEST_EVERY:
+        if last is not None and last.emailed_at is not None and now - last.emailed_at < DIGEST_EVERY:
             return False  # the next sweep after the hour sends them together
         recipients = editor_emails(connector)
         if not recipients:

@@ -168,8 +168,9 @@ class PinnedPublicAdapter(HTTPAdapter):
         address = resolve_public(parts.host, port)
         host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
         host_params["host"] = address
-        pool_kwargs["server_hostname"] = parts.host
-        pool_kwargs["assert_hostname"] = parts.host
+        # urllib3 pools accept both (HTTPSConnectionPool); the requests stubs' _PoolKwargs omits them.
+        pool_kwargs["server_hostname"] = parts.host  # type: ignore[typeddict-unknown-key]
+        pool_kwargs["assert_hostname"] = parts.host  # type: ignore[typeddict-unknown-key]
         request.headers["Host"] = parts.host if port == 443 else f"{parts.host}:{port}"
         return self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
 

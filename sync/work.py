@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone as dt_timezone
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -350,7 +350,7 @@ class Run:
     # A thread extends the lease while a long try runs (an export streams for minutes). Not in an
     # atomic block or on in-memory SQLite: another connection would not see the row or would lock.
     def start_heartbeat(self) -> None:
-        if connection.in_atomic_block or (connection.vendor == "sqlite" and connection.is_in_memory_db()):
+        if connection.in_atomic_block or (connection.vendor == "sqlite" and cast(Any, connection).is_in_memory_db()):
             return
         stop = threading.Event()
         self._beat = stop
@@ -479,7 +479,7 @@ def stale_work_requeue(*, older_than: timedelta | None = None, now: datetime | N
     live_connector = {"connector__is_active": True, "connector__intercom_token_refused_at__isnull": True}
     counts = []
     for model in (WebhookDelivery, HullNotification):
-        units = list(model.objects.filter(lost | forgotten, **live_connector))
+        units: list[Unit] = list(model.objects.filter(lost | forgotten, **live_connector))
         dead = [unit.pk for unit in units if unit.status == DeliveryStatus.PROCESSING]
         if dead:
             # Nothing stays `processing` without an owner: back to pending (only if still expired),

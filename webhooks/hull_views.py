@@ -7,6 +7,8 @@ answers. Hull's notifier expects `{"flow_control": ...}` on every answer, errors
 
 from __future__ import annotations
 
+from typing import cast
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.permissions import BasePermission
@@ -19,6 +21,7 @@ from sync.hull.flow_control import ERROR_RETRY_IN_MS, retry_in
 from sync.hull.messages import NotificationError
 from sync.hull.notifications import hull_notification_receive
 from sync.hull.status import hull_status
+from sync.models import Connector
 from webhooks.authentication import (
     MAX_NOTIFICATION_BYTES,
     HullNotificationAuthentication,
@@ -56,20 +59,20 @@ class HullSmartNotifierView(FailedAttemptThrottleMixin, APIView):
         try:
             envelope = notification_envelope(body)
             receipt = hull_notification_receive(
-                connector=request.auth,
+                connector=cast(Connector, request.auth),  # HullNotificationAuthentication sets it
                 payload=envelope.payload,
                 raw_messages=envelope.raw_messages,
                 message_count=envelope.message_count,
             )
         except (MalformedBody, NotificationError) as exc:
             raise exceptions.ParseError(str(exc)) from exc
-        body = {
+        answer = {
             "flow_control": receipt.flow_control,
             "notification": receipt.notification.pk,
             "status": receipt.notification.status,
             "duplicate": not receipt.created,
         }
-        return Response(body, status=status.HTTP_200_OK)
+        return Response(answer, status=status.HTTP_200_OK)
 
     def handle_exception(self, exc: Exception) -> Response:
         response = super().handle_exception(exc)

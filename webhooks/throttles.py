@@ -33,7 +33,7 @@ class PublicEndpointThrottle(SimpleRateThrottle):
     scope = "public_endpoint"
 
     @property
-    def cache(self):  # type: ignore[override]
+    def cache(self):
         return caches[THROTTLE_CACHE]
 
     def get_cache_key(self, request: Request, view: APIView) -> str | None:
@@ -51,7 +51,10 @@ class FailedAttemptThrottle(BaseThrottle):
     def __init__(self) -> None:
         # Read at each request (not import time), so settings overrides in tests apply.
         rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope) or "30/minute"
-        self.num_requests, self.duration = SimpleRateThrottle.parse_rate(None, rate)  # type: ignore[arg-type]
+        num_requests, duration = SimpleRateThrottle.parse_rate(None, rate)  # type: ignore[arg-type]
+        assert num_requests is not None and duration is not None  # only a None rate parses to None
+        self.num_requests: int = num_requests
+        self.duration: int = duration
 
     def _key(self, request: Request, now: float) -> str:
         window = int(now // self.duration)
@@ -84,7 +87,7 @@ class FailedAttemptThrottleMixin:
         self._failure_throttle.check(request)
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
 
-    def handle_exception(self, exc: Exception):  # type: ignore[no-untyped-def]
+    def handle_exception(self, exc: Exception):
         request = getattr(self, "request", None)
         throttle = getattr(self, "_failure_throttle", None)
         failed = isinstance(exc, exceptions.APIException) and 400 <= exc.status_code < 500 and not isinstance(exc, exceptions.Throttled)

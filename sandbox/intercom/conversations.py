@@ -52,6 +52,8 @@ def _matches(query: Any, payload: dict) -> bool:
     if operator in ("IN", "NIN"):
         inside = str(actual) in {str(w) for w in wanted or []}
         return inside if operator == "IN" else not inside
+    if wanted is None:
+        return False
     try:
         left, right = int(actual), int(wanted)
     except (TypeError, ValueError):

@@ -112,6 +112,8 @@ class Company(models.Model):
     updated_at = models.BigIntegerField()
     custom_attributes = models.JSONField(default=dict, blank=True)
     contacts = models.ManyToManyField(Contact, related_name="companies", blank=True)
+    # Not a column: set by a list page's rendering, which counts a whole page's users in one query.
+    listed_user_count: int
 
     class Meta:
         ordering = ["seq"]

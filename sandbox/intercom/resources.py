@@ -78,7 +78,8 @@ def _render_page(companies: list[Company], ws: Workspace) -> list[dict]:
     links = Company.contacts.through.objects.filter(
         company_id__in=[c.pk for c in companies], contact__deleted=False, contact__role="user"
     )
-    counts = dict(links.values_list("company_id").annotate(n=Count("id")).values_list("company_id", "n"))
+    # django-stubs cannot follow an annotate() after values_list(): `n` exists at run time.
+    counts = dict(links.values_list("company_id").annotate(n=Count("id")).values_list("company_id", "n"))  # type: ignore[misc]
     for company in companies:
         company.listed_user_count = counts.get(company.pk, 0)
     return [render_company(c, ws) for c in companies]

@@ -30,6 +30,9 @@ DEFAULT_WORKSPACE = "ws_acme"
 class Call(tuple):
     """`(method, path, body)`, comparable to a plain tuple, with `.query` and `.status` besides."""
 
+    query: dict[str, str]
+    status: int
+
     def __new__(cls, method: str, path: str, body: Any, query: dict[str, str] | None = None) -> Call:
         call = super().__new__(cls, (method, path, body))
         call.query = query or {}

@@ -283,7 +283,7 @@ def _step_locked(connector: Connector, cursor: SyncCursor, continuation: bool) -
 def _incremental_ready(connector: Connector, cursor: SyncCursor, continuation: bool) -> bool:
     """Start, restart or continue an incremental run; False when this step has nothing to do."""
     Status = SyncCursor.Status
-    flag, _ = FLAG_FOR_STREAM[cursor.stream]
+    flag, _ = FLAG_FOR_STREAM[SyncCursor.Stream(cursor.stream)]
     if not getattr(connector, flag) or _scroll_in_use(connector, cursor):
         return False
     now = timezone.now()

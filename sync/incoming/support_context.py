@@ -66,8 +66,12 @@ def conversation_record(connector: Connector, item: Mapping[str, Any], *, topic:
     if state is None and isinstance(item.get("open"), bool):
         state = "open" if item["open"] else "closed"
     state = STATE_BY_TOPIC.get(topic) or state
-    statistics = item.get("statistics") if isinstance(item.get("statistics"), Mapping) else {}
-    rating = item.get("conversation_rating") if isinstance(item.get("conversation_rating"), Mapping) else {}
+    statistics = item.get("statistics")
+    if not isinstance(statistics, Mapping):
+        statistics = {}
+    rating = item.get("conversation_rating")
+    if not isinstance(rating, Mapping):
+        rating = {}
     with transaction.atomic():
         row, _ = SupportConversation.objects.select_for_update().get_or_create(
             connector=connector, conversation_id=conversation_id, defaults={"contact_id": str(contact["id"])}
@@ -104,7 +108,11 @@ def contact_traits(connector: Connector, contact_id: str) -> dict[str, Any]:
         "last_conversation_at": _iso(newest.created_at_remote) if newest else None,
         "last_conversation_rating": rated.rating if rated else None,
         "last_conversation_remark": (rated.remark or None) if rated else None,
-        "first_admin_reply_seconds": max(0, answered.first_admin_reply_at - answered.created_at_remote) if answered else None,
+        "first_admin_reply_seconds": (
+            max(0, answered.first_admin_reply_at - answered.created_at_remote)
+            if answered and answered.first_admin_reply_at and answered.created_at_remote
+            else None
+        ),
     }
 
 

@@ -141,6 +141,7 @@ def _reason_for(exc: BaseException) -> str:
 
 def _wait(run: Run, exc: BaseException) -> None:
     delivery = run.unit
+    assert isinstance(delivery, WebhookDelivery)  # this module runs Intercom's deliveries only
     reason = _reason_for(exc)
     halted = classify(exc) is Failure.HALT
     when = resume_time(exc, attempts=delivery.attempts)
@@ -160,6 +161,7 @@ def _wait(run: Run, exc: BaseException) -> None:
 
 def _fail(run: Run, *, reason: str, message: str) -> None:
     run.finish(DeliveryStatus.FAILED, f"{reason}: {message}")
+    assert isinstance(run.unit, WebhookDelivery)  # this module runs Intercom's deliveries only
     _log_row(run.unit, status=SyncLog.Status.ERROR, reason=reason, message=message)
 
 

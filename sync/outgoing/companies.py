@@ -140,6 +140,7 @@ def account_sync(
     if attrs.truncated:
         data["truncated"] = attrs.truncated
     company: dict | None = None
+    reason: str
     if link is not None and digest in (link.last_payload_hash, ctx.pending_payload(Entity.COMPANY, link.intercom_id)):
         intercom_id = link.intercom_id
         status, reason, message = SyncLog.Status.SKIPPED, SkipReason.IDENTICAL_PAYLOAD, skip_message(SkipReason.IDENTICAL_PAYLOAD, "account")

@@ -157,7 +157,8 @@ def deleted_user_messages(messages: list[Any]) -> list[dict[str, Any]]:
     for raw in messages:
         if not isinstance(raw, Mapping):
             continue
-        user = raw.get("user") if isinstance(raw.get("user"), Mapping) else raw
-        user = {k[len("traits_"):] if k.startswith("traits_") else k: v for k, v in user.items()}
+        inner = raw.get("user")
+        fields: Mapping[Any, Any] = inner if isinstance(inner, Mapping) else raw
+        user = {k[len("traits_"):] if k.startswith("traits_") else k: v for k, v in fields.items()}
         out.append({"user": user, "removal_cause": DELETED_IN_HULL, "events": [], "changes": {}})
     return out

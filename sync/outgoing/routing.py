@@ -39,7 +39,8 @@ SkipReason = SyncLog.Reason
 
 
 # Hull's own skip texts (docs/intercom-behaviour.md#outgoing-routing), so support finds the familiar wording in the logs.
-SKIP_MESSAGES = {
+# Keyed by the reasons' str values: callers look reasons up as plain strings.
+SKIP_MESSAGES: dict[str, str] = {
     SkipReason.NOT_CONFIGURED: "Connector is not configured: connect it to Intercom first",
     SkipReason.NOT_IN_SEGMENT: (
         "{Entity} is not present in any of the defined segments to send to service.  Please either add a new "

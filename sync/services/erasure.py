@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,11 +87,11 @@ def contacts_to_erase(connector: Connector, intercom: Any, *, kind: str, value: 
         links = links.filter(email__iexact=value)
     else:
         links = links.filter(**{kind: value})
-    links = list(links)
-    ids = [link.intercom_id for link in links]
+    found = list(links)
+    ids = [link.intercom_id for link in found]
     if kind in ("email", "external_id"):
         ids += _search(intercom, kind, value)
-    return list(dict.fromkeys(ids)), links
+    return list(dict.fromkeys(ids)), found
 
 
 def erase_person(*, connector: Connector, kind: str, value: str, actor: str, intercom: Any = None) -> ErasureResult:
@@ -144,7 +145,7 @@ def erase_person(*, connector: Connector, kind: str, value: str, actor: str, int
     return result
 
 
-def _forget(connector: Connector, kind: str, value: str, intercom_ids: list[str], hull_ids: list[str] = ()) -> None:
+def _forget(connector: Connector, kind: str, value: str, intercom_ids: list[str], hull_ids: Sequence[str] = ()) -> None:
     """Remove our links and sync-log rows about the person (they hold the email and ids)."""
     IdentityLink.objects.filter(connector=connector, intercom_id__in=intercom_ids, entity__in=[Entity.USER, Entity.LEAD]).delete()
     about = Q(intercom_id__in=intercom_ids) if intercom_ids else Q(pk__in=[])

@@ -36,7 +36,7 @@ def dns(monkeypatch):
         return [((socket.AF_INET6 if ":" in a else socket.AF_INET), socket.SOCK_STREAM, 6, "", (a, port)) for a in current]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    table["asked"] = asked  # type: ignore[assignment]
+    table["asked"] = asked
     return table
 
 

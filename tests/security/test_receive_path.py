@@ -12,6 +12,7 @@ import os
 import random
 import time
 import tracemalloc
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -37,7 +38,8 @@ def source() -> str:
 
 
 def rates(**rates: str):
-    return override_settings(REST_FRAMEWORK={**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], **rates}})
+    current: dict[str, Any] = settings.REST_FRAMEWORK
+    return override_settings(REST_FRAMEWORK={**current, "DEFAULT_THROTTLE_RATES": {**current["DEFAULT_THROTTLE_RATES"], **rates}})
 
 
 def post(client, body, source: str, **headers):

@@ -40,6 +40,7 @@ class Command(BaseCommand):
             result = erase_person(connector=found, kind=kind, value=options[kind], actor=actor)
         except ErasureError as error:
             raise CommandError(f"Erasure stopped: {error}") from error
+        assert result.audit is not None  # erase_person always records the audit row
         self.stdout.write(result.summary)
         self.stdout.write(f"Audit row #{result.audit.pk} ({result.outcome}).")
         self.stdout.write(INTERCOM_KEEPS)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from sync.incoming.context import IncomingContext
 from sync.incoming.payloads import contact_role, normalise_contact, notification_from_payload
 from sync.incoming.transforms import company_to_hull_account, contact_to_hull_user
-from sandbox.intercom.models import Contact
 from tests.incoming_support import calls_to, intercom, seed_company, seed_contact, seed_tag  # noqa: F401
 
 
@@ -47,7 +46,7 @@ def test_unknown_tag_ids_fall_back_to_the_contacts_tag_list(connector, intercom)
 def test_link_users_in_hull_links_only_a_contact_with_exactly_one_company(connector, intercom):
     connector.link_users_in_hull = True
     one = seed_contact(intercom, "one")
-    two = seed_contact(intercom, "two")
+    seed_contact(intercom, "two")
     co1 = seed_company(intercom, "co1", members=["one", "two"], name="Company co1")
     seed_company(intercom, "co2", members=["two"], name="Company co2")
     ctx = IncomingContext(connector=connector)

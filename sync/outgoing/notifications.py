@@ -225,7 +225,7 @@ def _messages_sync(
             try:
                 _run_guarded(ctx, first)
                 progress.mark(first_index)
-            except HALTING_ERRORS as exc:
+            except BaseException as exc:  # a batch stopper (_stops_batch): _run_guarded catches the others
                 halt = exc
             if halt is None:
                 halt = _run_pool(ctx, pending[1:], progress, workers)

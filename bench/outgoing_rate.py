@@ -268,6 +268,10 @@ def main() -> None:
     os.environ.update(env)
     sys.path.insert(0, str(ROOT))
     standin, base = _standin(args)
+    # The stand-in is reached the way a deployment reaches a proxy: by setting, never by a connector field.
+    overrides = {"INTERCOM_API_BASE_OVERRIDE": base, "HULL_FIREHOSE_URL_OVERRIDE": base + "/api/v1/firehose"}
+    env.update(overrides)
+    os.environ.update(overrides)
     try:
         pks = _seed(args, base)
         from django.conf import settings

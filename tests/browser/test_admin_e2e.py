@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.browser.chromium import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, requires_chromium
+from tests.browser.chromium import ARTIFACTS, chromium_page, requires_chromium
 
 PASSWORD = "e2e-staff-password"
 CONTACT_EMAILS = [f"person{n}@e2e.example" for n in range(1, 6)]
@@ -31,17 +31,8 @@ playwright_sync = pytest.importorskip("playwright.sync_api", reason="the playwri
 
 @pytest.fixture
 def page(live_server) -> Iterator:
-    ARTIFACTS.mkdir(exist_ok=True)
-    with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
+    with chromium_page(1400, 1000) as page:
+        yield page
 
 
 def shot(page, name: str, *, full_page: bool = True) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.browser.chromium import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, requires_chromium
+from tests.browser.chromium import ARTIFACTS, chromium_page, requires_chromium
 from tests.words_checker import raw_codes_in_text
 
 PASSWORD = "day-staff-password"
@@ -46,17 +46,8 @@ NAVIGATION_MS = "() => { const n = performance.getEntriesByType('navigation')[0]
 
 @pytest.fixture
 def page(live_server) -> Iterator:
-    ARTIFACTS.mkdir(exist_ok=True)
-    with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
+    with chromium_page(1280, 800) as page:
+        yield page
 
 
 class Walk:

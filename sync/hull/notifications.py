@@ -18,6 +18,7 @@ from sync.hull.flow_control import flow_control_for, pending_depth
 from sync.hull.messages import SUPPORTED_CHANNELS, NotificationError, notification_segments, validate_notification
 from sync.hull.segments import hull_segments_refresh
 from sync.ids import delivery_key
+from sync.json_values import loads_json_body
 from sync.models import Connector, DeliveryStatus, HullNotification
 
 logger = logging.getLogger("sync.hull.notifications")
@@ -127,7 +128,8 @@ def hull_notification_receive(
     if raw_messages is not None and not notification_segments(payload)[0] and not notification_segments(payload)[1]:
         # Minihull-style bodies carry their segments only in the messages: read them after all.
         try:
-            payload = {**payload, "messages": HullNotification.decode_messages(raw_messages)}
+            # Checked for depth here: these messages are stored inside `payload`, encoded whole.
+            payload = {**payload, "messages": loads_json_body(bytes(raw_messages))}
         except ValueError as exc:
             raise NotificationError(f"Malformed messages: {exc}") from exc
         raw_messages = None

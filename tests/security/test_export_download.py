@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -22,12 +23,17 @@ LINES = b'{"id":"u1","email":"a@example.com"}\n{"id":"u2","email":"b@example.com
 
 
 @pytest.fixture
-def dns(monkeypatch):
+def dns(monkeypatch, settings):
     """host -> list of answers, consumed one per resolution (the last one repeats)."""
     table: dict[str, list[list[str]]] = {}
     asked: list[str] = []
 
+    real_getaddrinfo = socket.getaddrinfo
+    redis_port = urlsplit(settings.REDIS_URL).port if settings.REDIS_URL else None
+
     def getaddrinfo(host, port, *args, **kwargs):
+        if redis_port and port == redis_port:  # the cache's own connection (PostgreSQL + Redis runs), not a download
+            return real_getaddrinfo(host, port, *args, **kwargs)
         asked.append(host)
         answers = table.get(host)
         if not answers:

@@ -12,6 +12,7 @@ import time
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from sandbox.intercom.models import Company, Workspace
@@ -39,6 +40,11 @@ def bulk_companies(sandbox, count: int, *, updated_at: int, last_request_at=None
     through = Company.contacts.through
     contact_pk = type(sandbox.workspace).objects.get(pk=sandbox.workspace.pk).contacts.get(intercom_id=member["id"]).pk
     through.objects.bulk_create([through(company_id=c.pk, contact_id=contact_pk) for c in companies], batch_size=5000)
+    if connection.vendor == "postgresql":
+        # Statistics for the rows just inserted: without them PostgreSQL plans the sandbox's "has a
+        # member" EXISTS as a nested sequential scan, 1.4 s a page instead of milliseconds.
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {Company._meta.db_table}, {through._meta.db_table}")
     return companies
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync.defaults import LEAD_GROUP, USER_GROUP
-from sync.incoming.legacy import legacy_contact_update
+from sync.legacy import legacy_contact_update
 from sync.intercom.errors import (
     IntercomApiError,
     IntercomConflict,

@@ -1,6 +1,6 @@
 """Receiving a Hull notification: store it once, refresh segments, enqueue, decide flow control.
 
-Persist before acknowledging (ARCHITECTURE.md): a notification answered 200 is in the database.
+Persist before acknowledging (docs/conventions.md): a notification answered 200 is in the database.
 Replays of the same `notification_id` hit the unique constraint and are stored once.
 """
 

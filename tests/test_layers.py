@@ -103,3 +103,18 @@ def test_the_hull_package_is_the_hull_client_only():
     """Receiving notifications, exports, flow control and segments are outgoing services, not the client."""
     modules = sorted(p.stem for p in (ROOT / "sync" / "hull").glob("*.py") if p.stem != "__init__")
     assert modules == ["client", "firehose", "messages"]
+
+
+def test_the_documents_the_code_cites_are_in_the_repository():
+    """A comment citing a decision points at docs/ in this repository, and the page exists."""
+    import re
+
+    cited = re.compile(r"\b(?:DECISIONS|ARCHITECTURE|STYLE)\.md\b|docs/[a-z-]+\.md")
+    dangling = sorted(
+        f"{path.relative_to(ROOT)}: {match.group(0)}"
+        for folder in ("sync", "webhooks", "settings_ui", "sandbox", "connector_site", "bench", "tests")
+        for path in (ROOT / folder).rglob("*.py")
+        for match in cited.finditer(path.read_text())
+        if not (match.group(0).startswith("docs/") and (ROOT / match.group(0)).is_file())
+    )
+    assert dangling == []

@@ -233,7 +233,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
 }
 
-# django-q2: one short task per unit of work; long work is split into pages (STYLE.md).
+# django-q2: one short task per unit of work; long work is split into pages (docs/conventions.md "django-q2").
 Q_CLUSTER = {
     "name": "connector",
     "workers": int(os.environ.get("Q_WORKERS", "2")),

@@ -232,7 +232,7 @@ def build_outgoing_attributes(
             result.payload[target] = coerce_standard_value(target, value)
             continue
         # Typed as Hull has it, for companies too: Intercom types custom attributes by their
-        # `data_type` (created typed from the value), and a null clears the value (docs/outgoing.md).
+        # `data_type` (created typed from the value), and a null clears the value (docs/decisions.md "Attributes and events").
         coerced, truncated = coerce_custom_value(value, hull_attribute=row.hull_attribute)
         custom[target] = coerced
         result.custom_sources[target] = (row.hull_attribute, value)

@@ -22,7 +22,7 @@ def process_notification(notification_id: int) -> None:
         return
     if notification.is_export:
         # Resumes, replays and the stale-work sweep enqueue every kind of notification here.
-        from sync.hull.exports import export_process
+        from sync.outgoing.exports import export_process
 
         export_process(notification=notification)
         return
@@ -55,7 +55,7 @@ def fetch_step(connector_id: int, kind: str, stream: str) -> None:
 
 def process_export(notification_id: int) -> None:
     """A stored Hull batch export (`/batch`, `/batch-accounts`): stream the file, sync its lines."""
-    from sync.hull.exports import export_process
+    from sync.outgoing.exports import export_process
     from sync.models import HullNotification
 
     notification = HullNotification.objects.filter(pk=notification_id, is_export=True).select_related("connector").first()
@@ -76,7 +76,7 @@ def prune_sync_logs() -> None:
 
 def report_statuses() -> None:
     """Every 5 minutes, as Hull's own scheduler would call /status: PUT each connector's status to Hull."""
-    from sync.hull.status import hull_status_report
+    from sync.services.hull_status import hull_status_report
     from sync.models import Connector
 
     for connector in Connector.objects.filter(is_active=True):

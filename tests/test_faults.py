@@ -491,7 +491,7 @@ def test_database_gone_mid_notification_then_back_every_user_synced_once(
     transactional_db, connector, world, django_capture_on_commit_callbacks, monkeypatch, everything
 ):
     """The database goes away in the worker after Intercom created the 3rd contact and comes back later."""
-    from sync.hull import notifications as hull_notifications
+    from sync.outgoing import receive as hull_notifications
     from sync.intercom.client import IntercomClient
 
     hull_sandbox, intercom_sandbox = world
@@ -614,7 +614,7 @@ def test_a_rate_limited_export_resumes_with_its_unfinished_chunks_only(
 ):
     """An export halted by a minutes-long rate limit waits (not failed, not stuck) and its resume
     streams the file again but syncs only the chunks that had not finished."""
-    from sync.hull import exports
+    from sync.outgoing import exports
 
     hull_sandbox, intercom_sandbox = world
     monkeypatch.setattr(exports, "EXPORT_CHUNK_MESSAGES", 2)  # 6 users: 3 chunks
@@ -651,7 +651,7 @@ def test_an_export_left_by_a_killed_worker_is_swept_up_as_an_export(connector, w
 
     from django.utils import timezone
 
-    from sync.hull import exports
+    from sync.outgoing import exports
     from sync.services.replay import stale_work_requeue
 
     hull_sandbox, intercom_sandbox = world

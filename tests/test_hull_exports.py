@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from sync.hull import exports
+from sync.outgoing import exports
 from sync.hull.messages import AccountMessage, UserMessage
 from sync.models import DeliveryStatus, HullNotification, HullSegment
 from tests.conftest import HULL_SECRET
@@ -186,7 +186,7 @@ def test_status_warns_on_recent_errors(client, connector):
 
 
 def test_status_warns_on_a_deep_queue(client, connector, monkeypatch):
-    monkeypatch.setattr("sync.hull.status.MAX_PENDING_NOTIFICATIONS", 1)
+    monkeypatch.setattr("sync.services.hull_status.MAX_PENDING_NOTIFICATIONS", 1)
     connector.synchronized_user_segments = ["s1"]
     connector.save()
     for index in range(2):
@@ -201,7 +201,7 @@ def test_status_without_credentials_is_401(client, connector):
 
 
 def test_status_is_reported_to_hull(connector, hull_sandbox):
-    from sync.hull.status import hull_status_report
+    from sync.services.hull_status import hull_status_report
 
     connector.synchronized_user_segments = ["s1"]
     connector.save()
@@ -212,7 +212,7 @@ def test_status_is_reported_to_hull(connector, hull_sandbox):
 
 def test_status_report_survives_hull_being_down(connector, responses_mock, monkeypatch):
     from sync.hull import client as client_module
-    from sync.hull.status import hull_status_report
+    from sync.services.hull_status import hull_status_report
 
     monkeypatch.setattr(client_module, "RETRY_BACKOFF", 0.0)
     responses_mock.add("PUT", f"https://acme.hullapp.io/api/v1/{CONNECTOR_ID}/status", status=503)

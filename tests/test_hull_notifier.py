@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sync.hull import client as hull_client
-from sync.hull import flow_control
+from sync.outgoing import flow_control
 from sync.models import DeliveryStatus, HullNotification, HullSegment
 from tests.plugins.hull_sandbox import make_user_update
 

@@ -105,7 +105,7 @@ def test_notifier_sends_account_link_change(connector, hull_sandbox, no_processi
 
 
 def test_notifier_honours_retry_then_next(connector, hull_sandbox, no_processing, monkeypatch, django_capture_on_commit_callbacks):
-    from sync.hull import flow_control
+    from sync.outgoing import flow_control
 
     monkeypatch.setattr(flow_control, "MAX_PENDING_NOTIFICATIONS", 0)
     HullNotification.objects.create(connector=connector, notification_id="blocking", channel="user:update")
@@ -127,7 +127,7 @@ def test_notifier_honours_retry_then_next(connector, hull_sandbox, no_processing
 
 
 def test_notifier_paces_by_the_size_asked(connector, hull_sandbox, no_processing, monkeypatch):
-    from sync.hull import flow_control
+    from sync.outgoing import flow_control
 
     monkeypatch.setattr(flow_control, "NEXT_SIZE", 2)
     for index in range(5):
@@ -193,7 +193,7 @@ def test_signed_notification_with_a_key_url_outside_the_allow_list_is_refused(co
 
 
 def test_connector_requested_extract_is_delivered_to_its_batch_url(connector, hull_sandbox, monkeypatch, django_capture_on_commit_callbacks):
-    from sync.hull import exports
+    from sync.outgoing import exports
 
     chunks: list = []
     monkeypatch.setattr(exports, "_sync_chunk", lambda connector, messages, notification: chunks.append(messages))

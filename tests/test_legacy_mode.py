@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sync.incoming.legacy import LegacyUpdate, legacy_contact_update
+from sync.legacy import LegacyUpdate, legacy_contact_update
 
 USER_TRAITS = {
     "intercom_user/id": "5f22e3b5b1c8a3001d6ea1aa",
@@ -160,7 +160,7 @@ def test_companies_are_refused():
 
 
 def test_a_lead_sharing_its_email_with_a_known_intercom_user_is_that_user(connector):
-    from sync.incoming.legacy import legacy_known_anonymous_ids
+    from sync.legacy import legacy_known_anonymous_ids
     from sync.models import IdentityLink
 
     IdentityLink.objects.create(connector=connector, entity="user", intercom_id="u1", email="Kaylee@Serenity.io")
@@ -171,7 +171,7 @@ def test_a_lead_sharing_its_email_with_a_known_intercom_user_is_that_user(connec
 
 
 def test_nothing_is_known_for_users_unknown_emails_or_no_email(connector):
-    from sync.incoming.legacy import legacy_known_anonymous_ids
+    from sync.legacy import legacy_known_anonymous_ids
 
     assert legacy_known_anonymous_ids(connector=connector, role="lead", email="nobody@serenity.io") is None
     assert legacy_known_anonymous_ids(connector=connector, role="lead", email="") is None

@@ -64,7 +64,7 @@ def test_a_revoked_token_holds_all_work_says_connect_again_and_reconnecting_resu
     client, connector, world, django_capture_on_commit_callbacks
 ):
     from settings_ui.oauth import intercom_connection_store
-    from sync.hull.status import hull_status
+    from sync.services.hull_status import hull_status
     from sync.incoming.fetch import connector_fetch_all
 
     hull_sandbox, intercom_sandbox = world
@@ -116,7 +116,7 @@ def test_a_revoked_token_holds_all_work_says_connect_again_and_reconnecting_resu
 def test_an_export_whose_download_breaks_unexpectedly_ends_failed_and_does_not_hold_back_hull(
     connector, world, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from sync.hull import exports, flow_control
+    from sync.outgoing import exports, flow_control
 
     hull_sandbox, _ = world
 

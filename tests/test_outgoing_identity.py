@@ -106,7 +106,7 @@ def test_emails_are_normalised_before_searching_and_sending(leads, intercom_sand
 
 
 def test_a_409_naming_an_archived_contact_unarchives_it_before_the_update(users, intercom_sandbox, recording_firehose):
-    """Left archived, the contact would be updated but invisible in Intercom (docs/outgoing.md)."""
+    """Left archived, the contact would be updated but invisible in Intercom (docs/outgoing-identity.md)."""
     made = intercom_sandbox.add_contact(role="user", email="bob@rei.com", archived=True)
 
     push(users, users_message({"id": "u1", "email": "bob@rei.com", "name": "Bob"}))

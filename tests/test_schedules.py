@@ -32,7 +32,7 @@ def test_the_prune_task_deletes_rows_past_retention_and_keeps_recent_ones(connec
 
 
 def test_the_status_task_puts_each_connector_status_to_hull(connector, hull_sandbox):
-    from sync.hull.status import hull_status
+    from sync.services.hull_status import hull_status
 
     assert hull_sandbox.status(connector) is None
     report_statuses()

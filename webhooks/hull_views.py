@@ -16,11 +16,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from sync.hull.exports import hull_export_receive
-from sync.hull.flow_control import ERROR_RETRY_IN_MS, retry_in
+from sync.outgoing.exports import hull_export_receive
+from sync.outgoing.flow_control import ERROR_RETRY_IN_MS, retry_in
 from sync.hull.messages import NotificationError
-from sync.hull.notifications import hull_notification_receive
-from sync.hull.status import hull_status
+from sync.outgoing.receive import hull_notification_receive
+from sync.services.hull_status import hull_status
 from sync.models import Connector
 from webhooks.authentication import (
     MAX_NOTIFICATION_BYTES,

@@ -8,7 +8,7 @@ a gunicorn exit hook. Instead:
   read from the database (and the broker) at scrape time, so every process answers the same;
 - the Intercom call counters and the latency histogram are counted in each process from the
   client's `intercom.request` log line (the client's one request method logs every attempt,
-  STYLE.md convention 5), and added to shared counters in the Django cache (Redis in the
+  docs/conventions.md "One client per remote system"), and added to shared counters in the Django cache (Redis in the
   scale-out setup, where `incr` is atomic) at most every `FLUSH_INTERVAL` seconds, by a
   background thread, and before every scrape. The counters need `LOG_LEVEL` at INFO or lower.
 

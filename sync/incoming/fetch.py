@@ -6,7 +6,7 @@ only then checkpoints the cursor (page cursor, progress, high-water mark) in one
 So a killed worker resumes from the last page Hull has; a redelivered task finds the lease or
 the checkpoint and does not repeat work.
 
-Incremental runs (DECISIONS.md "Incremental fetch", docs/incoming.md): search `updated_at >` one
+Incremental runs (docs/decisions.md "Incremental fetch", docs/incoming.md): search `updated_at >` one
 day before the high-water mark, moved before the mark's calendar day in the workspace's time zone
 (Intercom compares dates by local day), skip contacts whose `updated_at` is not newer than the
 one already ingested (IdentityLink), raise the high-water mark after each page reached Hull, and
@@ -603,7 +603,7 @@ def _finish(cursor: SyncCursor, status: str) -> None:
 
 
 def _halt(cursor: SyncCursor, exc: Any, *, chain: bool) -> StepResult:
-    """Rate limited: record the halt, resume this same page at the reset time (STYLE.md 7).
+    """Rate limited: record the halt, resume this same page at the reset time (docs/conventions.md "A rate limit is a halt").
     Token refused: the connector is marked and the run waits for Intercom to be connected again."""
     what = f"{cursor.get_kind_display().lower()} of {cursor.stream}"
     resume_at: datetime | None = None

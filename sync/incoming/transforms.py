@@ -1,7 +1,7 @@
 """Intercom contact -> Hull user, Intercom company -> Hull account (docs/intercom-behaviour.md#contact-to-hull-user, #company-to-hull-account).
 
 Transforms return values (`HullUserUpdate`, `HullAccountUpdate`) rather than writing to Hull, so
-the legacy attribute mode (sync/incoming/legacy.py) can extend them and the fetch and webhook
+the legacy attribute mode (sync/legacy.py) can extend them and the fetch and webhook
 paths send them the same way (sync/incoming/ingest.py).
 """
 
@@ -133,10 +133,10 @@ def apply_legacy_attribute_mode(update: HullUserUpdate, *, connector: Any = None
 
     With `connector`, a lead whose email claim is a known Intercom user's email (IdentityLink) is
     that user's Hull profile: it adds its legacy aliases but no `intercom/` traits, so it cannot
-    flip the user's `intercom/is_lead` back to true (sync/incoming/legacy.py). Without it, or when
+    flip the user's `intercom/is_lead` back to true (sync/legacy.py). Without it, or when
     nothing is known, every legacy trait and id is sent.
     """
-    from sync.incoming.legacy import legacy_contact_update, legacy_known_anonymous_ids
+    from sync.legacy import legacy_contact_update, legacy_known_anonymous_ids
 
     known = None
     if connector is not None:

@@ -1,4 +1,4 @@
-"""The one Intercom REST client (STYLE.md conventions 5-7).
+"""The one Intercom REST client (docs/conventions.md: one client, retry by class, a rate limit is a halt).
 
 Every call goes through `IntercomClient._request()`, which:
 - takes a permit from the workspace's shared rate-limit budget (budget.py) and feeds it the

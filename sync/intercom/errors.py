@@ -1,4 +1,4 @@
-"""Typed errors for Intercom REST failures (STYLE.md convention 5).
+"""Typed errors for Intercom REST failures (docs/conventions.md "One client per remote system").
 
 Every error carries Intercom's own `code` and `message` from its `error.list` envelope, the HTTP
 status, the URL path (never the token) and the parsed body, so callers can write the entity's

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync.defaults import LEAD_GROUP, USER_GROUP
-from sync.incoming.legacy import legacy_contact_update
+from sync.legacy import legacy_contact_update
 from sync.intercom.errors import (
     IntercomApiError,
     IntercomConflict,
@@ -42,7 +42,7 @@ from sync.identity import contact_anonymous_id
 from sync.work import reraise_halt
 
 GROUP_FOR_TARGET = {USER: USER_GROUP, LEAD: LEAD_GROUP}
-# The anonymous ids Hull's connector gives Intercom contacts (DECISIONS.md "Identity").
+# The anonymous ids Hull's connector gives Intercom contacts (docs/decisions.md "Identity").
 SEARCH_PAGE = 5  # enough to tell one match from several, and to name a few candidates
 
 
@@ -215,7 +215,7 @@ def _push(ctx: OutgoingContext, *, intercom_id: str | None, payload: dict, attrs
             data["conflict_resolved_to"] = target_id
             if "archived" in (exc.message or "").lower():
                 # An archived contact is invisible in Intercom's lists and search, yet it blocks the
-                # create: the Hull user is still synced, so bring it back (docs/outgoing.md).
+                # create: the Hull user is still synced, so bring it back (docs/outgoing-identity.md).
                 ctx.intercom.unarchive_contact(target_id)
                 data["unarchived"] = target_id
             return ctx.intercom.update_contact(target_id, payload)

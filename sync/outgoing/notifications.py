@@ -3,7 +3,7 @@
 Resumable: the indexes of the (deduplicated) messages already done are saved on
 `HullNotification.processed_messages` as each one finishes, so a crash or a rate-limit halt
 resumes with the unfinished ones and never redoes a finished one. A rate limit is a halt, not a
-failure (STYLE.md convention 7): the notification goes back to `pending`, the rest of the batch is
+failure (docs/conventions.md "A rate limit is a halt"): the notification goes back to `pending`, the rest of the batch is
 re-scheduled for the window's reset, and the task returns normally.
 
 Messages of one notification run on a thread pool (`OUTGOING_CONCURRENCY`, default 32: enough

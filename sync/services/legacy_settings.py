@@ -13,7 +13,7 @@ hand. The legacy settings (docs/intercom-behaviour.md#legacy-connector) differ f
   `last_seen_at`, `location_data.city_name` is `location.city`, and a list of fields no longer
   exists (the spec's "no longer retrievable" list): those rows are reported, not imported;
 - incoming rows wrote the single `intercom/` group: they now write `intercom_user/` and
-  `intercom_lead/` (legacy attribute mode, sync/incoming/legacy.py, writes `intercom/` too);
+  `intercom_lead/` (legacy attribute mode, sync/legacy.py, writes `intercom/` too);
 - `send_events` without a whitelist sent every event; our empty whitelist sends none, so it
   becomes `all_events`.
 

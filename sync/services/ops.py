@@ -286,7 +286,7 @@ def segment_push(*, connector: Connector, segment_id: str, hull_client: Any = No
     """Ask Hull for an export of one user segment, delivered to our `/batch` endpoint.
 
     Hull answers at once and later POSTs the export there; it is then synced like any batch
-    (sync/hull/exports.py -> outgoing_messages_sync): segment filters bypassed, "Send Batch As"
+    (sync/outgoing/exports.py -> outgoing_messages_sync): segment filters bypassed, "Send Batch As"
     decides users or leads (docs/hull-protocol.md#exports, requesting an extract).
     """
     if not connector.is_hull_configured:

@@ -1,6 +1,6 @@
 """Replaying stored Hull notifications and Intercom webhook deliveries (admin "Replay" and its command twin).
 
-Replay is safe because every handler is idempotent (ARCHITECTURE.md): the row goes back to
+Replay is safe because every handler is idempotent (docs/conventions.md): the row goes back to
 `pending` and the same task that processed it the first time runs again.
 """
 

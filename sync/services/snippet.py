@@ -19,7 +19,7 @@ contact `id` that the connector's primary lead anonymous id is built from
 
 Both sides build the id with `lead_anonymous_id`, so they cannot drift apart. In legacy attribute
 mode the snippet also aliases `intercom:<visitor id>`, the legacy snippet's format, which is the
-`intercom:<external id>` that legacy mode gives leads (sync/incoming/legacy.py).
+`intercom:<external id>` that legacy mode gives leads (sync/legacy.py).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 
 from sync.hull.client import HullClient
-from sync.hull.status import hull_status_report
+from sync.services.hull_status import hull_status_report
 from sync.models import Connector
 from sync.services.ops import connector_check
 from tests.security.transport import django_answer

@@ -70,7 +70,7 @@ def test_an_oversized_intercom_webhook_is_a_json_413(client, connector, settings
 ])
 def test_distinct_hull_notification_ids_never_collide(client, connector, monkeypatch, first, second):
     monkeypatch.setattr("django.db.transaction.on_commit", lambda func, using=None, robust=False: None)
-    from sync.hull.notifications import hull_notification_receive
+    from sync.outgoing.receive import hull_notification_receive
 
     for notification_id in (first, second):
         body = make_user_update(connector, [{"email": "a@example.com"}])
@@ -83,7 +83,7 @@ def test_distinct_hull_notification_ids_never_collide(client, connector, monkeyp
 
 def test_the_same_id_is_still_one_notification(client, connector, monkeypatch):
     monkeypatch.setattr("django.db.transaction.on_commit", lambda func, using=None, robust=False: None)
-    from sync.hull.notifications import hull_notification_receive
+    from sync.outgoing.receive import hull_notification_receive
 
     long_id = "x" * 300
     for _ in range(2):

@@ -18,10 +18,10 @@ from django.db import transaction
 
 from sync.hull.client import HullApiError, stream_export_lines
 from sync.hull.messages import NotificationError, export_line_message, notification_segments
-from sync.hull.segments import hull_segments_refresh, segments_by_id
+from sync.outgoing.segments import hull_segments_refresh, segments_by_id
 from sync.models import Connector, DeliveryStatus, HullNotification, HullSegment
 
-logger = logging.getLogger("sync.hull.exports")
+logger = logging.getLogger("sync.outgoing.exports")
 
 EXPORT_CHUNK_MESSAGES = 100  # messages per outgoing_messages_sync call (Hull's maxSize default)
 MAX_EXPORT_BYTES = settings.HULL_MAX_EXPORT_BYTES

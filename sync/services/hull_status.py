@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 
 from sync.hull.client import HullApiError, HullClient
-from sync.hull.flow_control import MAX_PENDING_NOTIFICATIONS, pending_depth
+from sync.outgoing.flow_control import MAX_PENDING_NOTIFICATIONS, pending_depth
 from sync.models import Connector
 from sync.services.status import SETUP_REQUIRED, WARNING, ConnectorStatus, connector_status
 
-logger = logging.getLogger("sync.hull.status")
+logger = logging.getLogger("sync.services.hull_status")
 
 
 def hull_status(*, connector: Connector) -> ConnectorStatus:

@@ -1,6 +1,6 @@
 """Receiving a Hull notification: store it once, refresh segments, enqueue, decide flow control.
 
-Persist before acknowledging (ARCHITECTURE.md): a notification answered 200 is in the database.
+Persist before acknowledging (docs/conventions.md): a notification answered 200 is in the database.
 Replays of the same `notification_id` hit the unique constraint and are stored once.
 """
 
@@ -14,14 +14,14 @@ from typing import Any
 
 from django.db import transaction
 
-from sync.hull.flow_control import flow_control_for, pending_depth
+from sync.outgoing.flow_control import flow_control_for, pending_depth
 from sync.hull.messages import SUPPORTED_CHANNELS, NotificationError, notification_segments, validate_notification
-from sync.hull.segments import hull_segments_refresh
+from sync.outgoing.segments import hull_segments_refresh
 from sync.ids import delivery_key
 from sync.json_values import loads_json_body
 from sync.models import Connector, DeliveryStatus, HullNotification
 
-logger = logging.getLogger("sync.hull.notifications")
+logger = logging.getLogger("sync.outgoing.receive")
 
 SEGMENT_DELETE_CHANNELS = {"users_segment:delete": "user", "accounts_segment:delete": "account"}
 SEGMENT_UPDATE_CHANNELS = {"users_segment:update": "user", "accounts_segment:update": "account"}

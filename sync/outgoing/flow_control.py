@@ -15,7 +15,7 @@ from django.conf import settings
 
 from sync.models import Connector, DeliveryStatus, HullNotification
 
-logger = logging.getLogger("sync.hull.flow_control")
+logger = logging.getLogger("sync.outgoing.flow_control")
 
 # Pending or running notifications per connector above which Hull is asked to wait.
 MAX_PENDING_NOTIFICATIONS = settings.HULL_MAX_PENDING_NOTIFICATIONS

@@ -610,8 +610,11 @@ class WorkAttempt(models.Model):
     """One try at one unit of work (a notification, an export, a webhook delivery, a fetch step).
 
     Written when the try starts and closed when it ends, so a replay or a resume adds a row instead
-    of erasing what happened before (docs/lifecycle.md). Deleted with its unit (retention).
+    of erasing what happened before (docs/lifecycle.md). Deleted with its notification or delivery
+    (retention); a fetch cursor lives on, so its rows go once older than RETENTION_PERIOD.
     """
+
+    RETENTION_PERIOD = WorkUnit.RETENTION_PERIOD
 
     class Outcome(models.TextChoices):
         RUNNING = "running", "Running"
@@ -626,7 +629,10 @@ class WorkAttempt(models.Model):
     notification = models.ForeignKey(HullNotification, null=True, blank=True, on_delete=models.CASCADE, related_name="work_attempts")
     delivery = models.ForeignKey(WebhookDelivery, null=True, blank=True, on_delete=models.CASCADE, related_name="work_attempts")
     cursor = models.ForeignKey(SyncCursor, null=True, blank=True, on_delete=models.CASCADE, related_name="work_attempts")
-    number = models.PositiveIntegerField(default=1, help_text="The unit's attempt counter at this try.")
+    number = models.PositiveIntegerField(
+        default=1, help_text="The unit's attempt counter at this try (for a fetch step: the tries at this page of the run)."
+    )
+    page = models.PositiveIntegerField(null=True, blank=True, help_text="Fetch steps: the page of the run this try fetched (1 is the first).")
     owner = models.CharField(max_length=64, blank=True, help_text="The lease owner (worker process and a random part).")
     started_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)

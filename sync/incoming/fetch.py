@@ -46,20 +46,22 @@ from sync.incoming.ingest import (
 )
 from sync.incoming.payloads import normalise_company, normalise_contact
 from sync.incoming.transforms import company_to_hull_account, contact_to_hull_user
-from sync.models import Connector, Direction, SyncCursor, SyncLog
+from sync.models import Connector, Direction, SyncCursor, SyncLog, WorkAttempt
 from sync.synclog import log_outcome
 from sync.work import (
     FETCH_STEP,
-    RATE_LIMIT_FALLBACK,
     TOKEN_REFUSED_ACTION,
     Failure,
+    attempt_close,
+    attempt_open,
+    attempt_outcome,
     classify,
     connector_token_refused,
     enqueue,
+    new_owner,
     reraise_halt,
     resume_time,
     schedule_resume,
-    token_refused,
 )
 
 logger = logging.getLogger(__name__)
@@ -87,10 +89,11 @@ FLAG_FOR_STREAM = {
 class StepResult:
     """What one step did. `more` is True when another page follows."""
 
-    status: str  # page | done | halted | cancelled | already_running | idle | failed
+    status: str  # page | done | halted | held | cancelled | already_running | idle | failed
     entities: int = 0
     skipped: int = 0
     more: bool = False
+    resume_at: datetime | None = None  # a halted or failed page: when it is tried again (None: by a person, or the next tick)
 
 
 @dataclass(frozen=True)
@@ -215,18 +218,28 @@ def fetch_step(*, connector: Connector, kind: str, stream: str, chain: bool = Tr
         logger.info("intercom.fetch.already-running", extra={"connector": connector.pk, "kind": kind, "stream": stream})
         return StepResult("already_running")
     result = StepResult("idle")
+    attempt: WorkAttempt | None = None
     try:
         cursor.refresh_from_db()
-        result = _step_locked(connector, cursor, continuation)
+        skipped = _step_skipped(connector, cursor, continuation)
+        if skipped is not None:
+            result = skipped
+        else:
+            attempt = _attempt_open(cursor)
+            result = _step_page(connector, cursor)
+            attempt_close(attempt, outcome=WorkAttempt.Outcome.DONE)
     except Exception as exc:
         # The lifecycle's one classification (sync/work.py): halts wait, transient failures retry.
         kind_of_failure = classify(exc)
         if kind_of_failure is Failure.HALT:
             result = _halt(cursor, exc, chain=chain)
         elif kind_of_failure is Failure.TRANSIENT:
-            result = _transient_failure(cursor, exc, chain=chain)
+            result = _transient_failure(cursor, exc, chain=chain, tries=attempt.number if attempt else 1)
         else:
             _record_failure(cursor, exc)
+        if attempt is not None:
+            attempt_close(attempt, outcome=attempt_outcome(exc), error=cursor.last_error, resume_at=result.resume_at)
+        if kind_of_failure not in (Failure.HALT, Failure.TRANSIENT):
             raise
     finally:
         _release_lease(cursor)
@@ -235,7 +248,8 @@ def fetch_step(*, connector: Connector, kind: str, stream: str, chain: bool = Tr
     return result
 
 
-def _step_locked(connector: Connector, cursor: SyncCursor, continuation: bool) -> StepResult:
+def _step_skipped(connector: Connector, cursor: SyncCursor, continuation: bool) -> StepResult | None:
+    """Why this step fetches nothing (cancelled, paused, held, finished, redundant); None: fetch a page."""
     Status = SyncCursor.Status
     if cursor.cancel_requested:
         _finish(cursor, Status.CANCELLED)
@@ -250,7 +264,26 @@ def _step_locked(connector: Connector, cursor: SyncCursor, continuation: bool) -
             return StepResult("idle")  # finished or cancelled: a late duplicate of a step
     elif not _incremental_ready(connector, cursor, continuation):
         return StepResult("idle" if cursor.status != Status.RUNNING else "already_running")
+    return None
 
+
+def _attempt_open(cursor: SyncCursor) -> WorkAttempt:
+    """The attempt row of the page this step fetches: its number counts the tries at this page of the run.
+
+    A cursor is never deleted, so its rows past WorkAttempt.RETENTION_PERIOD go here (one indexed DELETE).
+    """
+    now = timezone.now()
+    WorkAttempt.objects.filter(cursor=cursor, started_at__lt=now - WorkAttempt.RETENTION_PERIOD).delete()
+    page = cursor.pages + 1
+    earlier = WorkAttempt.objects.filter(cursor=cursor, page=page)
+    if cursor.started_at is not None:
+        earlier = earlier.filter(started_at__gte=cursor.started_at)
+    return attempt_open(connector_id=cursor.connector_id, owner=new_owner(), number=earlier.count() + 1, page=page, cursor=cursor)
+
+
+def _step_page(connector: Connector, cursor: SyncCursor) -> StepResult:
+    """Fetch the cursor's next page, hand it to Hull, then checkpoint."""
+    Status = SyncCursor.Status
     ctx = IncomingContext(connector=connector)
     page = _fetch_page(ctx, cursor)
     sent, skipped, high = _ingest_page(ctx, cursor, page)
@@ -606,14 +639,13 @@ def _halt(cursor: SyncCursor, exc: Any, *, chain: bool) -> StepResult:
     """Rate limited: record the halt, resume this same page at the reset time (STYLE.md 7).
     Token refused: the connector is marked and the run waits for Intercom to be connected again."""
     what = f"{cursor.get_kind_display().lower()} of {cursor.stream}"
-    resume_at: datetime | None = None
-    if token_refused(exc):
+    resume_at = resume_time(exc)
+    if resume_at is None:  # only reconnecting Intercom resumes it
         connector_token_refused(cursor.connector, exc)
         reason = SyncLog.Reason.INTERCOM_UNAUTHORIZED
         cursor.last_error = f"halted: Intercom refused the token ({exc}). {TOKEN_REFUSED_ACTION}."
         message = f"Intercom refused the access token: {what} waits. {TOKEN_REFUSED_ACTION}."
     else:
-        resume_at = resume_time(exc) or timezone.now() + RATE_LIMIT_FALLBACK
         reason = SyncLog.Reason.RATE_LIMITED
         cursor.last_error = f"halted: rate_limited until {resume_at.isoformat()}"
         message = f"Intercom rate limit reached; {what} resumes at {resume_at.isoformat()}."
@@ -631,17 +663,19 @@ def _halt(cursor: SyncCursor, exc: Any, *, chain: bool) -> StepResult:
     )
     if chain and resume_at is not None:
         _schedule_resume(cursor, resume_at)
-    return StepResult("halted")
+    return StepResult("halted", resume_at=resume_at)
 
 
-def _transient_failure(cursor: SyncCursor, exc: Exception, *, chain: bool) -> StepResult:
+def _transient_failure(cursor: SyncCursor, exc: Exception, *, chain: bool, tries: int) -> StepResult:
     """Intercom kept failing after the client's own retries, or the database went away. Incremental:
-    the run fails and the next tick retries it from its start. Fetch-all: resume this page a minute
-    later. (If the database cannot even record this, the exception fails the task instead.)"""
+    the run fails and the next tick retries it from its start. Fetch-all: resume this page later,
+    backing off with the `tries` at this page (sync.work.resume_time). (If the database cannot even
+    record this, the exception fails the task instead.)"""
     _record_failure(cursor, exc)
-    if cursor.kind == SyncCursor.Kind.FETCH_ALL and chain:
-        _schedule_resume(cursor, resume_time(exc) or timezone.now() + RATE_LIMIT_FALLBACK)
-    return StepResult("failed")
+    resume_at = resume_time(exc, attempts=tries) if cursor.kind == SyncCursor.Kind.FETCH_ALL and chain else None
+    if resume_at is not None:
+        _schedule_resume(cursor, resume_at)
+    return StepResult("failed", resume_at=resume_at)
 
 
 def _schedule_resume(cursor: SyncCursor, resume_at: datetime) -> None:

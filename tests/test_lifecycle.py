@@ -17,6 +17,7 @@ from django.urls import reverse
 from sync.models import DeliveryStatus, HullNotification, SyncLog, WebhookDelivery, WorkAttempt
 from tests.admin_helpers import form_data
 from tests.incoming_support import faults, intercom  # noqa: F401 - fixtures
+from tests.payloads import intercom_user_created
 from webhooks.intercom_auth import intercom_signature
 
 EVENT = "Signed Up"
@@ -34,19 +35,8 @@ def world(connector, hull_sandbox, intercom_sandbox):
 
 
 def webhook(client, n: int):
-    body = json.dumps(
-        {
-            "type": "notification_event",
-            "id": f"notif_life_{n}",
-            "topic": "contact.user.created",
-            "app_id": "ws_acme",
-            "created_at": 1700000000 + n,
-            "delivery_attempts": 1,
-            "data": {"type": "notification_event_data", "item": {
-                "type": "contact", "id": f"66f{n:021d}", "role": "user", "email": f"hook{n}@acme.com", "external_id": f"hook-{n}",
-            }},
-        }
-    ).encode()
+    body = intercom_user_created(notification_id=f"notif_life_{n}", app_id="ws_acme", contact_id=f"66f{n:021d}",
+                                 email=f"hook{n}@acme.com", external_id=f"hook-{n}", created_at=1700000000 + n)
     response = client.post(
         "/intercom/acme/webhooks", data=body, content_type="application/json",
         HTTP_X_HUB_SIGNATURE=intercom_signature("sandbox-client-secret", body),
@@ -56,6 +46,14 @@ def webhook(client, n: int):
 
 def intercom_emails(intercom_sandbox) -> list[str]:
     return sorted(c["email"] for c in intercom_sandbox.contacts())
+
+
+def revoke_token(connector) -> str:
+    """The app was uninstalled in Intercom: the token the connector holds is refused (401). Returns the good one."""
+    token = connector.intercom_access_token
+    connector.intercom_access_token = "token-of-the-uninstalled-app"
+    connector.save()
+    return token
 
 
 # --- a revoked token -------------------------------------------------------------------------------
@@ -69,10 +67,7 @@ def test_a_revoked_token_holds_all_work_says_connect_again_and_reconnecting_resu
     from sync.incoming.fetch import connector_fetch_all
 
     hull_sandbox, intercom_sandbox = world
-    token = connector.intercom_access_token
-    # The app was uninstalled in Intercom: the token the connector holds is refused (401).
-    connector.intercom_access_token = "token-of-the-uninstalled-app"
-    connector.save()
+    token = revoke_token(connector)
 
     with django_capture_on_commit_callbacks(execute=True):
         hull_sandbox.notify_users(connector)
@@ -207,9 +202,7 @@ def test_a_fetch_meeting_a_revoked_token_marks_the_connector_and_waits_for_a_new
     from sync.work import connector_token_accepted
 
     intercom_sandbox.add_contact(role="user", email="ann@acme.com", external_id="ann")
-    token = connector.intercom_access_token
-    connector.intercom_access_token = "token-of-the-uninstalled-app"
-    connector.save()
+    token = revoke_token(connector)
     connector_fetch_all(connector=connector, stream="users", enqueue=False)
     result = fetch_step(connector=connector, kind="fetch_all", stream="users", chain=False)  # old code: raised
     assert result.status == "halted"
@@ -233,9 +226,7 @@ def test_pasting_a_new_token_in_the_admin_resumes_the_held_work(
     staff_client, connector, world, django_capture_on_commit_callbacks
 ):
     hull_sandbox, intercom_sandbox = world
-    token = connector.intercom_access_token
-    connector.intercom_access_token = "token-of-the-uninstalled-app"
-    connector.save()
+    token = revoke_token(connector)
     with django_capture_on_commit_callbacks(execute=True):
         hull_sandbox.notify_users(connector)
     connector.refresh_from_db()

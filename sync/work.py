@@ -115,6 +115,15 @@ def unit_enqueue(unit: Unit) -> None:
     enqueue(unit_task(unit), unit.pk, group=unit_group(unit))
 
 
+# A fetch step whose kind ends so continues a run and never starts one (sync/incoming/fetch.py).
+FETCH_CONTINUATION = ":next"
+
+
+def fetch_enqueue(connector_id: int, kind: str, stream: str) -> None:
+    """Queue one fetch step (a page) of the connector's `kind` ("fetch_all", "incremental:next", ...) and `stream`."""
+    enqueue(FETCH_STEP, connector_id, kind, stream, group=f"intercom-fetch:{connector_id}:{stream}")
+
+
 def resume_schedule_name(unit: Unit) -> str:
     """One resume schedule per unit (a later halt moves it)."""
     if isinstance(unit, WebhookDelivery):
@@ -133,6 +142,18 @@ def schedule_resume(task: str, args: tuple[Any, ...], *, name: str, at: datetime
         name=name,
         defaults={"func": task, "args": repr(tuple(args)), "kwargs": None, "schedule_type": Schedule.ONCE, "next_run": at, "repeats": -1},
     )
+
+
+def schedule_every(task: str, *, name: str, minutes: int, kwargs: dict[str, Any] | None = None, first_run: timedelta) -> None:
+    """Run `task(**kwargs)` every `minutes` (a MINUTES schedule, one per name). A new schedule is first
+    due `first_run` from now; an updated one keeps its due time. Kwargs must be plain values (ast.literal_eval)."""
+    from django_q.models import Schedule
+
+    defaults = {"func": task, "args": None, "kwargs": repr(kwargs) if kwargs else None, "schedule_type": Schedule.MINUTES, "minutes": minutes, "repeats": -1}
+    schedule, created = Schedule.objects.update_or_create(name=name, defaults=defaults)
+    if created:
+        schedule.next_run = timezone.now() + first_run
+        schedule.save(update_fields=["next_run"])
 
 
 # --- classification --------------------------------------------------------------------------------
@@ -311,10 +332,7 @@ class Run:
             yield self
         except Exception as exc:
             if not self.released:
-                if classify(exc) in (Failure.HALT, Failure.TRANSIENT):
-                    self.wait(exc)
-                else:
-                    self.fail(exc)
+                self.wait_or_fail(exc)
             raise
         finally:
             self._stop_heartbeat()
@@ -376,6 +394,14 @@ class Run:
             extra={"unit": f"{self.model.__name__}:{self.unit.pk}", "connector": self.unit.connector_id, "error": type(exc).__name__, "resume_at": when.isoformat()},
         )
         return when
+
+    def wait_or_fail(self, exc: BaseException) -> bool:
+        """End the try on `exc`: True when the unit waits (HALT, TRANSIENT), False when it failed (a BUG)."""
+        if classify(exc) in (Failure.HALT, Failure.TRANSIENT):
+            self.wait(exc)
+            return True
+        self.fail(exc)
+        return False
 
     def fail(self, exc: BaseException) -> None:
         """A BUG: the unit ends failed (terminal, replayable), with the exception in its error."""
@@ -484,7 +510,7 @@ def connector_work_resume(*, connector: Connector) -> int:
     for cursor in SyncCursor.objects.filter(
         connector=connector, kind=SyncCursor.Kind.FETCH_ALL, status__in=[SyncCursor.Status.RUNNING, SyncCursor.Status.HALTED]
     ):
-        enqueue(FETCH_STEP, connector.pk, f"{cursor.kind}:next", str(cursor.stream), group=f"intercom-fetch:{connector.pk}:{cursor.stream}")
+        fetch_enqueue(connector.pk, str(cursor.kind) + FETCH_CONTINUATION, str(cursor.stream))
         count += 1
     logger.info("work.connector.resumed", extra={"connector": connector.pk, "enqueued": count})
     return count

@@ -49,6 +49,7 @@ from sync.incoming.transforms import company_to_hull_account, contact_to_hull_us
 from sync.models import Connector, Direction, SyncCursor, SyncLog, WorkAttempt
 from sync.synclog import log_outcome
 from sync.work import (
+    FETCH_CONTINUATION,
     FETCH_STEP,
     TOKEN_REFUSED_ACTION,
     Failure,
@@ -57,17 +58,16 @@ from sync.work import (
     attempt_outcome,
     classify,
     connector_token_refused,
-    enqueue,
+    fetch_enqueue,
     new_owner,
     reraise_halt,
     resume_time,
+    schedule_every,
     schedule_resume,
 )
 
 logger = logging.getLogger(__name__)
 
-FETCH_TASK = FETCH_STEP
-CONTINUATION_SUFFIX = ":next"
 # One page must finish well inside the task timeout (120 s); the lease outlives it, and is shorter
 # than django-q2's `retry` (180 s) so a redelivered task of a killed worker can take over.
 LEASE = timedelta(seconds=150)
@@ -165,7 +165,7 @@ def fetch_run_to_end(
             on_page(cursor, result)
         if not result.more or (max_steps is not None and steps >= max_steps):
             return cursor
-        step_kind = kind + CONTINUATION_SUFFIX
+        step_kind = kind + FETCH_CONTINUATION
 
 
 def connector_schedules_update(*, connector: Connector) -> list[str]:
@@ -179,23 +179,13 @@ def connector_schedules_update(*, connector: Connector) -> list[str]:
         if not wanted:
             Schedule.objects.filter(name=name).delete()
             continue
-        minutes = max(1, int(getattr(connector, interval_field) or 1))
-        fields = {
-            "func": FETCH_TASK,
-            "args": None,
-            # Plain values only: django-q2's scheduler reads this back with ast.literal_eval.
-            "kwargs": repr({"connector_id": connector.pk, "kind": SyncCursor.Kind.INCREMENTAL.value, "stream": stream.value}),
-            "schedule_type": Schedule.MINUTES,
-            "minutes": minutes,  # every N minutes, N from the connector's settings
-            "repeats": -1,
-        }
-        existing = Schedule.objects.filter(name=name).first()
-        if existing is None:
-            Schedule.objects.create(name=name, next_run=timezone.now() + timedelta(seconds=30), **fields)
-        else:
-            for key, value in fields.items():
-                setattr(existing, key, value)
-            existing.save()
+        schedule_every(
+            FETCH_STEP,
+            name=name,
+            minutes=max(1, int(getattr(connector, interval_field) or 1)),  # every N minutes, N from the connector's settings
+            kwargs={"connector_id": connector.pk, "kind": SyncCursor.Kind.INCREMENTAL.value, "stream": stream.value},
+            first_run=timedelta(seconds=30),
+        )
         kept.append(name)
     return kept
 
@@ -209,8 +199,8 @@ def schedule_name(connector: Connector, stream: str) -> str:
 
 def fetch_step(*, connector: Connector, kind: str, stream: str, chain: bool = True) -> StepResult:
     """One page of a fetch. With `chain`, enqueues the next page itself (after releasing the lease)."""
-    continuation = kind.endswith(CONTINUATION_SUFFIX)
-    kind = kind.removesuffix(CONTINUATION_SUFFIX)
+    continuation = kind.endswith(FETCH_CONTINUATION)
+    kind = kind.removesuffix(FETCH_CONTINUATION)
     if kind not in SyncCursor.Kind.values or stream not in SyncCursor.Stream.values:
         raise ValueError(f"unknown fetch {kind!r}/{stream!r}")
     cursor, _ = SyncCursor.objects.get_or_create(connector=connector, kind=kind, stream=stream)
@@ -244,7 +234,7 @@ def fetch_step(*, connector: Connector, kind: str, stream: str, chain: bool = Tr
     finally:
         _release_lease(cursor)
     if result.more and chain:
-        _enqueue_step(connector.pk, kind + CONTINUATION_SUFFIX, stream)
+        _enqueue_step(connector.pk, kind + FETCH_CONTINUATION, stream)
     return result
 
 
@@ -681,9 +671,9 @@ def _transient_failure(cursor: SyncCursor, exc: Exception, *, chain: bool, tries
 def _schedule_resume(cursor: SyncCursor, resume_at: datetime) -> None:
     """A one-off continuation of this run at `resume_at` (a ONCE schedule deletes itself once run)."""
     schedule_resume(
-        FETCH_TASK,
+        FETCH_STEP,
         # plain strings: the scheduler reads the args back with ast.literal_eval
-        (cursor.connector_id, str(cursor.kind) + CONTINUATION_SUFFIX, str(cursor.stream)),
+        (cursor.connector_id, str(cursor.kind) + FETCH_CONTINUATION, str(cursor.stream)),
         name=f"intercom-fetch-resume:{cursor.pk}:{int(resume_at.timestamp())}",
         at=resume_at,
     )
@@ -703,4 +693,4 @@ def _record_failure(cursor: SyncCursor, exc: Exception) -> None:
 
 
 def _enqueue_step(connector_id: int, kind: str, stream: str) -> None:
-    enqueue(FETCH_TASK, connector_id, kind, stream, group=f"intercom-fetch:{connector_id}:{stream}")
+    fetch_enqueue(connector_id, kind, stream)

@@ -366,3 +366,18 @@ def test_a_25_hour_day_in_the_workspace_time_zone_misses_nothing(connector, inte
     since = next(f["value"] for f in searches(intercom)[0]["query"]["value"] if f["field"] == "updated_at")
     assert since == int(datetime(2026, 10, 25, tzinfo=paris).timestamp()) - 1  # the end of 24 October, Paris time
     assert ("GET", "/me") in [(c.method, c.path) for c in intercom.calls]
+
+
+def test_a_token_refused_while_reading_the_workspace_time_zone_halts_the_step(connector, intercom, faults, firehose):
+    """`/me` answers 401: the step halts with the token refused (not "time zone unknown", then the search's 401)."""
+    from django.core.cache import cache
+
+    seed_users(intercom, 2)
+    cache.delete(f"intercom-workspace-tz:{connector.pk}")
+    faults.add(lambda method, path, query, body: path == "/me", 401)
+    assert fetch_step(connector=connector, kind="incremental", stream="users", chain=False).status == "halted"
+    assert not calls_to(intercom, "POST", "/contacts/search") and firehose.records == []
+    connector.refresh_from_db()
+    assert connector.is_intercom_token_refused
+    [attempt] = WorkAttempt.objects.filter(cursor=cursor_of(connector, "incremental"))
+    assert attempt.outcome == WorkAttempt.Outcome.HELD

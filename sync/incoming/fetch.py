@@ -496,16 +496,15 @@ def _workspace_zone(ctx: IncomingContext) -> ZoneInfo | None:
     """The workspace's time zone from `/me`, cached a day per connector; None when unknown."""
     from django.core.cache import cache
 
-    from sync.intercom.errors import IntercomApiError, IntercomRateLimited
+    from sync.intercom.errors import IntercomApiError
 
     key = f"intercom-workspace-tz:{ctx.connector.pk}"
     name = cache.get(key)
     if name is None:
         try:
             name = str(((ctx.intercom.me() or {}).get("app") or {}).get("timezone") or "")
-        except IntercomRateLimited:
-            raise
-        except IntercomApiError:
+        except IntercomApiError as exc:
+            reraise_halt(exc)  # a rate limit or a refused token stops the step; any other error: zone unknown
             return None
         cache.set(key, name, 86400)
     try:

@@ -8,7 +8,7 @@ every other log row about the same entity), and failed deliveries can be replaye
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -264,12 +264,16 @@ class DeliveryColumns:
         return error_words(obj.error) or "—"
 
 
+# A cursor collects a row per page it fetched, for WorkAttempt.RETENTION_PERIOD: its page shows the latest.
+CURSOR_ATTEMPTS_SHOWN = 50
+
+
 class WorkAttemptInline(admin.TabularInline):
     """Every try at the unit (sync/work.py): a replay or a resume adds a row, none is erased."""
 
     model = WorkAttempt
-    fields = ("number", "started_at", "finished_at", "outcome", "error", "resume_at", "owner")
-    readonly_fields = fields
+    fields: ClassVar[tuple[str, ...]] = ("number", "started_at", "finished_at", "outcome", "error", "resume_at", "owner")
+    readonly_fields: ClassVar[tuple[str, ...]] = fields
     extra = 0
     can_delete = False
     ordering = ("started_at", "id")
@@ -290,9 +294,19 @@ class DeliveryAttemptInline(WorkAttemptInline):
     fk_name = "delivery"
 
 
+class CursorAttemptInline(WorkAttemptInline):
+    """The fetch steps of a cursor: one row per try at a page (`number` counts the tries at that page)."""
+
+    fk_name = "cursor"
+    fields = ("page", "number", "started_at", "finished_at", "outcome", "error", "resume_at", "owner")
+    readonly_fields = fields
+    ordering = ("-started_at", "-id")
+    verbose_name_plural = f"attempts (the latest {CURSOR_ATTEMPTS_SHOWN}, newest first)"
+
+
 @admin.register(WorkAttempt)
 class WorkAttemptAdmin(ReadOnlyAdmin):
-    list_display = ("started_at", "connector", "unit", "number", "outcome", "finished_at", "error")
+    list_display = ("started_at", "connector", "unit", "page", "number", "outcome", "finished_at", "error")
     list_filter = ("outcome", "started_at", "connector")
     date_hierarchy = "started_at"
     list_select_related = ("connector", "notification", "delivery", "cursor")
@@ -305,7 +319,10 @@ class WorkAttemptAdmin(ReadOnlyAdmin):
         if obj.delivery_id:
             url = reverse("admin:sync_webhookdelivery_change", args=[obj.delivery_id])
             return format_html('<a href="{}">{}</a>', url, obj.delivery)
-        return str(obj.cursor or "—")
+        if obj.cursor_id:
+            url = reverse("admin:sync_synccursor_change", args=[obj.cursor_id])
+            return format_html('<a href="{}">{}</a>', url, obj.cursor)
+        return "—"
 
 
 @admin.register(HullNotification)
@@ -394,14 +411,29 @@ class IdentityLinkAdmin(ReadOnlyAdmin):
 
 @admin.register(SyncCursor)
 class SyncCursorAdmin(ReadOnlyAdmin):
+    inlines = [CursorAttemptInline]
     list_display = (
         "connector", "kind", "stream", "status", "high_water_mark", "pages", "entities", "total_estimate",
         "started_at", "finished_at", "updated_at",
     )
     list_filter = ("kind", "stream", "status", "connector")
     exclude = ("last_error",)
-    readonly_fields = ("what_went_wrong",)
+    readonly_fields = ("what_went_wrong", "all_attempts")
 
     @admin.display(description="Last error")
     def what_went_wrong(self, obj: SyncCursor) -> str:
         return error_words(obj.last_error) or "—"
+
+    @admin.display(description="Attempts")
+    def all_attempts(self, obj: SyncCursor) -> str:
+        return changelist_link("workattempt", f"all {obj.work_attempts.count()} attempts", cursor__id__exact=obj.pk)
+
+    def get_formset_kwargs(self, request: HttpRequest, obj: Any, inline: Any, prefix: str) -> dict[str, Any]:
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, CursorAttemptInline) and obj is not None:
+            # The latest rows only: a filter (the inline formset filters the queryset again, so no slice).
+            starts = obj.work_attempts.order_by("-started_at", "-id").values_list("started_at", flat=True)
+            oldest_shown = next(iter(starts[CURSOR_ATTEMPTS_SHOWN - 1 : CURSOR_ATTEMPTS_SHOWN]), None)
+            if oldest_shown is not None:
+                kwargs["queryset"] = kwargs["queryset"].filter(started_at__gte=oldest_shown)
+        return kwargs

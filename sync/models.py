@@ -509,16 +509,39 @@ class DeliveryStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class HullNotification(models.Model):
-    """A notification (or export batch) from Hull, stored before we acknowledge it."""
+class WorkUnit(models.Model):
+    """What a stored unit of work (a Hull notification or export, an Intercom webhook delivery) has:
+    its identity from the sender, the payload, and the lifecycle's state (sync/work.py, docs/lifecycle.md).
+
+    `lease_owner` / `lease_until` say who runs the unit now and until when; `resume_at` when a
+    halted unit is due to resume (the stale-work sweep leaves those alone). Each try also leaves a
+    `WorkAttempt` row.
+    """
 
     RETENTION_PERIOD = timedelta(days=14)
 
-    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="notifications")
     notification_id = models.CharField(max_length=128)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=12, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=64, blank=True, editable=False)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    resume_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+        ordering = ["-received_at", "-id"]
+
+
+class HullNotification(WorkUnit):
+    """A notification (or export batch) from Hull, stored before we acknowledge it."""
+
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="notifications")
     channel = models.CharField(max_length=64)
     is_export = models.BooleanField(default=False)
-    payload = models.JSONField(default=dict)
     raw_messages = models.BinaryField(
         null=True,
         blank=True,
@@ -527,19 +550,8 @@ class HullNotification(models.Model):
     )
     message_count = models.PositiveIntegerField(default=0)
     processed_messages = models.JSONField(default=list, blank=True, help_text="Indexes already done (resume after a crash).")
-    status = models.CharField(max_length=12, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    processed_at = models.DateTimeField(null=True, blank=True)
-    # The lifecycle (sync/work.py, docs/lifecycle.md): who runs the unit now and until when, and
-    # when a halted unit is due to resume (the stale-work sweep leaves those alone).
-    lease_owner = models.CharField(max_length=64, blank=True, editable=False)
-    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
-    resume_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    class Meta:
-        ordering = ["-received_at", "-id"]
+    class Meta(WorkUnit.Meta):
         constraints = [models.UniqueConstraint(fields=["connector", "notification_id"], name="unique_hull_notification")]
         indexes = [models.Index(fields=["connector", "status"])]
 
@@ -565,29 +577,14 @@ class HullNotification(models.Model):
         return {**self.payload, "messages": self.decode_messages(self.raw_messages)}
 
 
-class WebhookDelivery(models.Model):
+class WebhookDelivery(WorkUnit):
     """A webhook notification from Intercom, stored before we answer 200."""
 
-    RETENTION_PERIOD = timedelta(days=14)
-
     connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="webhook_deliveries")
-    notification_id = models.CharField(max_length=128)
     topic = models.CharField(max_length=128)
-    payload = models.JSONField(default=dict)
     delivery_attempts = models.PositiveIntegerField(default=1, help_text="Intercom's own attempt counter.")
-    status = models.CharField(max_length=12, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    processed_at = models.DateTimeField(null=True, blank=True)
-    # The lifecycle (sync/work.py, docs/lifecycle.md): who runs the unit now and until when, and
-    # when a halted unit is due to resume (the stale-work sweep leaves those alone).
-    lease_owner = models.CharField(max_length=64, blank=True, editable=False)
-    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
-    resume_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    class Meta:
-        ordering = ["-received_at", "-id"]
+    class Meta(WorkUnit.Meta):
         verbose_name_plural = "webhook deliveries"
         constraints = [models.UniqueConstraint(fields=["connector", "notification_id"], name="unique_webhook_delivery")]
         indexes = [models.Index(fields=["connector", "status"]), models.Index(fields=["topic"])]
@@ -613,8 +610,11 @@ class WorkAttempt(models.Model):
     """One try at one unit of work (a notification, an export, a webhook delivery, a fetch step).
 
     Written when the try starts and closed when it ends, so a replay or a resume adds a row instead
-    of erasing what happened before (docs/lifecycle.md). Deleted with its unit (retention).
+    of erasing what happened before (docs/lifecycle.md). Deleted with its notification or delivery
+    (retention); a fetch cursor lives on, so its rows go once older than RETENTION_PERIOD.
     """
+
+    RETENTION_PERIOD = WorkUnit.RETENTION_PERIOD
 
     class Outcome(models.TextChoices):
         RUNNING = "running", "Running"
@@ -629,7 +629,10 @@ class WorkAttempt(models.Model):
     notification = models.ForeignKey(HullNotification, null=True, blank=True, on_delete=models.CASCADE, related_name="work_attempts")
     delivery = models.ForeignKey(WebhookDelivery, null=True, blank=True, on_delete=models.CASCADE, related_name="work_attempts")
     cursor = models.ForeignKey(SyncCursor, null=True, blank=True, on_delete=models.CASCADE, related_name="work_attempts")
-    number = models.PositiveIntegerField(default=1, help_text="The unit's attempt counter at this try.")
+    number = models.PositiveIntegerField(
+        default=1, help_text="The unit's attempt counter at this try (for a fetch step: the tries at this page of the run)."
+    )
+    page = models.PositiveIntegerField(null=True, blank=True, help_text="Fetch steps: the page of the run this try fetched (1 is the first).")
     owner = models.CharField(max_length=64, blank=True, help_text="The lease owner (worker process and a random part).")
     started_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -10,7 +10,8 @@ docs/lifecycle.md describes it in words. In short:
   unit waits), TRANSIENT (5xx, timeouts, the database: retried with back-off), REFUSED (a 4xx about
   this entity: the entity's error row, the unit goes on) and BUG (anything else: the unit fails).
 - `resume_time` is the one place that says when waiting work runs again.
-- Every try leaves a `WorkAttempt` row (when, outcome, error): replays and resumes add history.
+- Every try leaves a `WorkAttempt` row (when, outcome, error), fetch steps included (`attempt_open`,
+  `attempt_close`): replays and resumes add history.
 - A refused Intercom token holds every unit of the connector (`connector_token_refused`) until
   Intercom is connected again; `connector_work_resume` (reconnect, unpause) enqueues what was held.
 - `stale_work_requeue` (the sweep) takes only work whose lease expired, or pending work nobody is
@@ -114,6 +115,15 @@ def unit_enqueue(unit: Unit) -> None:
     enqueue(unit_task(unit), unit.pk, group=unit_group(unit))
 
 
+# A fetch step whose kind ends so continues a run and never starts one (sync/incoming/fetch.py).
+FETCH_CONTINUATION = ":next"
+
+
+def fetch_enqueue(connector_id: int, kind: str, stream: str) -> None:
+    """Queue one fetch step (a page) of the connector's `kind` ("fetch_all", "incremental:next", ...) and `stream`."""
+    enqueue(FETCH_STEP, connector_id, kind, stream, group=f"intercom-fetch:{connector_id}:{stream}")
+
+
 def resume_schedule_name(unit: Unit) -> str:
     """One resume schedule per unit (a later halt moves it)."""
     if isinstance(unit, WebhookDelivery):
@@ -132,6 +142,18 @@ def schedule_resume(task: str, args: tuple[Any, ...], *, name: str, at: datetime
         name=name,
         defaults={"func": task, "args": repr(tuple(args)), "kwargs": None, "schedule_type": Schedule.ONCE, "next_run": at, "repeats": -1},
     )
+
+
+def schedule_every(task: str, *, name: str, minutes: int, kwargs: dict[str, Any] | None = None, first_run: timedelta) -> None:
+    """Run `task(**kwargs)` every `minutes` (a MINUTES schedule, one per name). A new schedule is first
+    due `first_run` from now; an updated one keeps its due time. Kwargs must be plain values (ast.literal_eval)."""
+    from django_q.models import Schedule
+
+    defaults = {"func": task, "args": None, "kwargs": repr(kwargs) if kwargs else None, "schedule_type": Schedule.MINUTES, "minutes": minutes, "repeats": -1}
+    schedule, created = Schedule.objects.update_or_create(name=name, defaults=defaults)
+    if created:
+        schedule.next_run = timezone.now() + first_run
+        schedule.save(update_fields=["next_run"])
 
 
 # --- classification --------------------------------------------------------------------------------
@@ -218,14 +240,17 @@ def halted_from(exc: BaseException, *, now: datetime | None = None) -> Halted:
 
 
 def resume_time(exc: BaseException, *, attempts: int = 1, now: datetime | None = None) -> datetime | None:
-    """When work stopped by `exc` runs again; None when only a person can resume it (token refused)."""
+    """When work stopped by `exc` runs again; None only when a person must resume it (token refused).
+
+    `attempts` is the number of tries so far (the back-off of transient failures).
+    """
     from sync.intercom.errors import IntercomOutcomeUnknown, IntercomRateLimited
 
     now = now or timezone.now()
-    if isinstance(exc, Halted):
-        return exc.resume_at
     if token_refused(exc):
         return None
+    if isinstance(exc, Halted):
+        return exc.resume_at or now + RATE_LIMIT_FALLBACK
     if isinstance(exc, IntercomRateLimited):
         reset_at = getattr(exc, "reset_at", None)
         if isinstance(reset_at, datetime):
@@ -243,12 +268,50 @@ def resume_time(exc: BaseException, *, attempts: int = 1, now: datetime | None =
 # --- the lease -------------------------------------------------------------------------------------
 
 
-def _new_owner() -> str:
+def new_owner() -> str:
+    """Who runs a try: the host, the process and a random part (a lease owner, an attempt's owner)."""
     return f"{socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def _unit_fk(unit: Unit) -> dict[str, Any]:
     return {"delivery": unit} if isinstance(unit, WebhookDelivery) else {"notification": unit}
+
+
+# --- attempts: one row per try, of every kind of unit ----------------------------------------------
+
+LOST_ERROR = "The worker stopped; its lease expired."
+
+
+def attempt_open(*, connector_id: int, owner: str, number: int, page: int | None = None, **unit: Any) -> WorkAttempt:
+    """The row of a try that starts now; `unit` names what it tries (`notification=`, `delivery=` or `cursor=`).
+
+    A row of the same unit still `running` belonged to a try whose worker died: it is closed as lost.
+    """
+    attempts_lost(timezone.now(), **unit)
+    return WorkAttempt.objects.create(connector_id=connector_id, number=number, owner=owner, page=page, **unit)
+
+
+def attempt_close(attempt: WorkAttempt, *, outcome: str, error: str = "", resume_at: datetime | None = None) -> None:
+    """End a try's row: its outcome, the error in words, and when the unit resumes (if it does by itself)."""
+    fields = {"outcome": outcome, "error": error[:5000], "finished_at": timezone.now(), "resume_at": resume_at}
+    WorkAttempt.objects.filter(pk=attempt.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(attempt, name, value)
+
+
+def attempts_lost(now: datetime, **unit: Any) -> int:
+    """Close the `running` rows of the given units (their workers died); returns how many."""
+    return WorkAttempt.objects.filter(outcome=WorkAttempt.Outcome.RUNNING, **unit).update(
+        outcome=WorkAttempt.Outcome.LOST, finished_at=now, error=LOST_ERROR
+    )
+
+
+def attempt_outcome(exc: BaseException) -> str:
+    """The outcome of a try that `exc` ended (the classification, in the attempt's words)."""
+    kind = classify(exc)
+    if kind is Failure.HALT:
+        return WorkAttempt.Outcome.HELD if token_refused(exc) else WorkAttempt.Outcome.HALTED
+    return WorkAttempt.Outcome.RETRY if kind is Failure.TRANSIENT else WorkAttempt.Outcome.FAILED
 
 
 @dataclass
@@ -269,10 +332,7 @@ class Run:
             yield self
         except Exception as exc:
             if not self.released:
-                if classify(exc) in (Failure.HALT, Failure.TRANSIENT):
-                    self.wait(exc)
-                else:
-                    self.fail(exc)
+                self.wait_or_fail(exc)
             raise
         finally:
             self._stop_heartbeat()
@@ -304,9 +364,7 @@ class Run:
             logger.warning("work.lease.lost", extra={"unit": f"{self.model.__name__}:{self.unit.pk}", "owner": self.owner})
         for name, value in fields.items():
             setattr(self.unit, name, value)
-        WorkAttempt.objects.filter(pk=self.attempt.pk).update(
-            outcome=outcome, error=error[:5000], finished_at=now, resume_at=resume_at
-        )
+        attempt_close(self.attempt, outcome=outcome, error=error, resume_at=resume_at)
 
     def finish(self, status: str, error: str = "", *, extra: dict[str, Any] | None = None) -> None:
         """A terminal state (done, ignored, unsupported, failed)."""
@@ -319,28 +377,31 @@ class Run:
         A refused token holds the whole connector (no schedule: reconnecting resumes). A transient
         failure that kept coming for MAX_TRANSIENT_ATTEMPTS tries fails the unit (replayable).
         """
-        kind = classify(exc)
-        if kind is Failure.HALT:
-            halt = halted_from(exc)
-            if halt.token_refused:
-                connector_token_refused(self.unit.connector, halt.cause or halt)
-                self._release(status=DeliveryStatus.PENDING, error=note or str(halt), resume_at=None, outcome=WorkAttempt.Outcome.HELD)
-                return None
-            when = halt.resume_at or timezone.now() + RATE_LIMIT_FALLBACK
-            self._release(status=DeliveryStatus.PENDING, error=note or str(halt), resume_at=when, outcome=WorkAttempt.Outcome.HALTED)
-        else:
-            if self.unit.attempts >= MAX_TRANSIENT_ATTEMPTS:
-                self.finish(DeliveryStatus.FAILED, note or f"{type(exc).__name__}: {exc}")
-                return None
-            when = resume_time(exc, attempts=self.unit.attempts) or timezone.now() + RETRY_BASE
-            message = note or f"{type(exc).__name__}: {exc}; retry at {when.isoformat()}"
-            self._release(status=DeliveryStatus.PENDING, error=message, resume_at=when, outcome=WorkAttempt.Outcome.RETRY)
+        halt = halted_from(exc) if classify(exc) is Failure.HALT else None
+        if halt is None and self.unit.attempts >= MAX_TRANSIENT_ATTEMPTS:
+            self.finish(DeliveryStatus.FAILED, note or f"{type(exc).__name__}: {exc}")
+            return None
+        when = resume_time(halt or exc, attempts=self.unit.attempts)
+        if when is None:  # the token was refused: no schedule, reconnecting Intercom resumes
+            connector_token_refused(self.unit.connector, (halt and halt.cause) or exc)
+            self._release(status=DeliveryStatus.PENDING, error=note or str(halt or exc), resume_at=None, outcome=WorkAttempt.Outcome.HELD)
+            return None
+        message = note or (str(halt) if halt else f"{type(exc).__name__}: {exc}; retry at {when.isoformat()}")
+        self._release(status=DeliveryStatus.PENDING, error=message, resume_at=when, outcome=attempt_outcome(exc))
         schedule_resume(unit_task(self.unit), (self.unit.pk,), name=resume_schedule_name(self.unit), at=when)
         logger.warning(
             "work.waiting",
             extra={"unit": f"{self.model.__name__}:{self.unit.pk}", "connector": self.unit.connector_id, "error": type(exc).__name__, "resume_at": when.isoformat()},
         )
         return when
+
+    def wait_or_fail(self, exc: BaseException) -> bool:
+        """End the try on `exc`: True when the unit waits (HALT, TRANSIENT), False when it failed (a BUG)."""
+        if classify(exc) in (Failure.HALT, Failure.TRANSIENT):
+            self.wait(exc)
+            return True
+        self.fail(exc)
+        return False
 
     def fail(self, exc: BaseException) -> None:
         """A BUG: the unit ends failed (terminal, replayable), with the exception in its error."""
@@ -384,7 +445,7 @@ def lease_take(unit: Unit) -> Run | None:
         return None  # stays pending: resuming the connector or reconnecting Intercom enqueues it
     model = type(unit)
     now = timezone.now()
-    owner = _new_owner()
+    owner = new_owner()
     free = Q(status=DeliveryStatus.PENDING) | Q(status=DeliveryStatus.PROCESSING) & (Q(lease_until__isnull=True) | Q(lease_until__lt=now))
     taken = model.objects.filter(free, pk=unit.pk).update(
         status=DeliveryStatus.PROCESSING, lease_owner=owner, lease_until=now + lease_length(), resume_at=None, attempts=F("attempts") + 1
@@ -393,11 +454,7 @@ def lease_take(unit: Unit) -> Run | None:
         logger.info("work.lease.busy", extra={"unit": f"{model.__name__}:{unit.pk}"})
         return None
     unit.refresh_from_db()
-    # A try that died with its worker is closed now, so the history says what happened.
-    WorkAttempt.objects.filter(outcome=WorkAttempt.Outcome.RUNNING, **_unit_fk(unit)).update(
-        outcome=WorkAttempt.Outcome.LOST, finished_at=now, error="The worker stopped; its lease expired."
-    )
-    attempt = WorkAttempt.objects.create(connector_id=unit.connector_id, number=unit.attempts, owner=owner, **_unit_fk(unit))
+    attempt = attempt_open(connector_id=unit.connector_id, number=unit.attempts, owner=owner, **_unit_fk(unit))
     run = Run(unit=unit, owner=owner, attempt=attempt)
     run.start_heartbeat()
     return run
@@ -453,7 +510,7 @@ def connector_work_resume(*, connector: Connector) -> int:
     for cursor in SyncCursor.objects.filter(
         connector=connector, kind=SyncCursor.Kind.FETCH_ALL, status__in=[SyncCursor.Status.RUNNING, SyncCursor.Status.HALTED]
     ):
-        enqueue(FETCH_STEP, connector.pk, f"{cursor.kind}:next", str(cursor.stream), group=f"intercom-fetch:{connector.pk}:{cursor.stream}")
+        fetch_enqueue(connector.pk, str(cursor.kind) + FETCH_CONTINUATION, str(cursor.stream))
         count += 1
     logger.info("work.connector.resumed", extra={"connector": connector.pk, "enqueued": count})
     return count
@@ -485,10 +542,7 @@ def stale_work_requeue(*, older_than: timedelta | None = None, now: datetime | N
             # Nothing stays `processing` without an owner: back to pending (only if still expired),
             # and the dead try's attempt row says what happened.
             model.objects.filter(lost, pk__in=dead).update(status=DeliveryStatus.PENDING, lease_owner="", lease_until=None)
-            fk = "delivery_id__in" if model is WebhookDelivery else "notification_id__in"
-            WorkAttempt.objects.filter(outcome=WorkAttempt.Outcome.RUNNING, **{fk: dead}).update(
-                outcome=WorkAttempt.Outcome.LOST, finished_at=now, error="The worker stopped; its lease expired."
-            )
+            attempts_lost(now, **{"delivery_id__in" if model is WebhookDelivery else "notification_id__in": dead})
         for unit in units:
             unit_enqueue(unit)
         counts.append(len(units))

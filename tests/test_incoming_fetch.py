@@ -25,7 +25,7 @@ from sync.incoming.fetch import (
     fetch_run_to_end,
     fetch_step,
 )
-from sync.models import IdentityLink, SyncCursor, SyncLog
+from sync.models import IdentityLink, SyncCursor, SyncLog, WorkAttempt
 from tests.incoming_support import RecordingFirehose, calls_to, faults, firehose, intercom, nth, seed_company  # noqa: F401
 
 NOW = int(time.time())
@@ -261,6 +261,8 @@ def test_rate_limit_halts_and_reschedules_at_the_reset(connector, intercom, faul
     resume = Schedule.objects.get(func="sync.tasks.fetch_step")
     assert resume.schedule_type == Schedule.ONCE and abs((resume.next_run - reset).total_seconds()) <= 1
     assert ast.literal_eval(resume.args) == (connector.pk, "incremental:next", "users")  # as the scheduler reads it
+    [attempt] = WorkAttempt.objects.filter(cursor=cursor)  # the try that met the limit, in the admin's attempts
+    assert (attempt.page, attempt.outcome, attempt.resume_at) == (1, WorkAttempt.Outcome.HALTED, resume.next_run)
     # At the reset the continuation picks the same page up (then the last_seen_at pass).
     intercom.advance(41)
     assert fetch_step(connector=connector, kind="incremental:next", stream="users", chain=False).status == "page"
@@ -284,6 +286,7 @@ def test_incremental_is_off_when_the_stream_is_disabled(connector, intercom, fir
     seed_users(intercom, 2)
     assert fetch_step(connector=connector, kind="incremental", stream="users", chain=False).status == "idle"
     assert firehose.records == []
+    assert not WorkAttempt.objects.exists()  # a tick that fetches nothing leaves no attempt row
 
 
 def test_incremental_companies_keep_only_recent_updates(connector, intercom, firehose):
@@ -363,3 +366,18 @@ def test_a_25_hour_day_in_the_workspace_time_zone_misses_nothing(connector, inte
     since = next(f["value"] for f in searches(intercom)[0]["query"]["value"] if f["field"] == "updated_at")
     assert since == int(datetime(2026, 10, 25, tzinfo=paris).timestamp()) - 1  # the end of 24 October, Paris time
     assert ("GET", "/me") in [(c.method, c.path) for c in intercom.calls]
+
+
+def test_a_token_refused_while_reading_the_workspace_time_zone_halts_the_step(connector, intercom, faults, firehose):
+    """`/me` answers 401: the step halts with the token refused (not "time zone unknown", then the search's 401)."""
+    from django.core.cache import cache
+
+    seed_users(intercom, 2)
+    cache.delete(f"intercom-workspace-tz:{connector.pk}")
+    faults.add(lambda method, path, query, body: path == "/me", 401)
+    assert fetch_step(connector=connector, kind="incremental", stream="users", chain=False).status == "halted"
+    assert not calls_to(intercom, "POST", "/contacts/search") and firehose.records == []
+    connector.refresh_from_db()
+    assert connector.is_intercom_token_refused
+    [attempt] = WorkAttempt.objects.filter(cursor=cursor_of(connector, "incremental"))
+    assert attempt.outcome == WorkAttempt.Outcome.HELD

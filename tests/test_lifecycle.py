@@ -16,6 +16,8 @@ from django.urls import reverse
 
 from sync.models import DeliveryStatus, HullNotification, SyncLog, WebhookDelivery, WorkAttempt
 from tests.admin_helpers import form_data
+from tests.incoming_support import faults, intercom  # noqa: F401 - fixtures
+from tests.payloads import intercom_user_created
 from webhooks.intercom_auth import intercom_signature
 
 EVENT = "Signed Up"
@@ -33,19 +35,8 @@ def world(connector, hull_sandbox, intercom_sandbox):
 
 
 def webhook(client, n: int):
-    body = json.dumps(
-        {
-            "type": "notification_event",
-            "id": f"notif_life_{n}",
-            "topic": "contact.user.created",
-            "app_id": "ws_acme",
-            "created_at": 1700000000 + n,
-            "delivery_attempts": 1,
-            "data": {"type": "notification_event_data", "item": {
-                "type": "contact", "id": f"66f{n:021d}", "role": "user", "email": f"hook{n}@acme.com", "external_id": f"hook-{n}",
-            }},
-        }
-    ).encode()
+    body = intercom_user_created(notification_id=f"notif_life_{n}", app_id="ws_acme", contact_id=f"66f{n:021d}",
+                                 email=f"hook{n}@acme.com", external_id=f"hook-{n}", created_at=1700000000 + n)
     response = client.post(
         "/intercom/acme/webhooks", data=body, content_type="application/json",
         HTTP_X_HUB_SIGNATURE=intercom_signature("sandbox-client-secret", body),
@@ -55,6 +46,14 @@ def webhook(client, n: int):
 
 def intercom_emails(intercom_sandbox) -> list[str]:
     return sorted(c["email"] for c in intercom_sandbox.contacts())
+
+
+def revoke_token(connector) -> str:
+    """The app was uninstalled in Intercom: the token the connector holds is refused (401). Returns the good one."""
+    token = connector.intercom_access_token
+    connector.intercom_access_token = "token-of-the-uninstalled-app"
+    connector.save()
+    return token
 
 
 # --- a revoked token -------------------------------------------------------------------------------
@@ -68,10 +67,7 @@ def test_a_revoked_token_holds_all_work_says_connect_again_and_reconnecting_resu
     from sync.incoming.fetch import connector_fetch_all
 
     hull_sandbox, intercom_sandbox = world
-    token = connector.intercom_access_token
-    # The app was uninstalled in Intercom: the token the connector holds is refused (401).
-    connector.intercom_access_token = "token-of-the-uninstalled-app"
-    connector.save()
+    token = revoke_token(connector)
 
     with django_capture_on_commit_callbacks(execute=True):
         hull_sandbox.notify_users(connector)
@@ -206,9 +202,7 @@ def test_a_fetch_meeting_a_revoked_token_marks_the_connector_and_waits_for_a_new
     from sync.work import connector_token_accepted
 
     intercom_sandbox.add_contact(role="user", email="ann@acme.com", external_id="ann")
-    token = connector.intercom_access_token
-    connector.intercom_access_token = "token-of-the-uninstalled-app"
-    connector.save()
+    token = revoke_token(connector)
     connector_fetch_all(connector=connector, stream="users", enqueue=False)
     result = fetch_step(connector=connector, kind="fetch_all", stream="users", chain=False)  # old code: raised
     assert result.status == "halted"
@@ -223,15 +217,16 @@ def test_a_fetch_meeting_a_revoked_token_marks_the_connector_and_waits_for_a_new
         assert connector_token_accepted(connector=connector) == 1  # the fetch-all continues
     cursor.refresh_from_db()
     assert cursor.status == SyncCursor.Status.DONE and cursor.entities == 1
+    tries = WorkAttempt.objects.filter(cursor=cursor).order_by("started_at", "id")
+    assert [(a.page, a.number, a.outcome) for a in tries] == [(1, 1, WorkAttempt.Outcome.HELD), (1, 2, WorkAttempt.Outcome.DONE)]
+    assert "Connect Intercom again" in tries[0].error and tries[0].resume_at is None
 
 
 def test_pasting_a_new_token_in_the_admin_resumes_the_held_work(
     staff_client, connector, world, django_capture_on_commit_callbacks
 ):
     hull_sandbox, intercom_sandbox = world
-    token = connector.intercom_access_token
-    connector.intercom_access_token = "token-of-the-uninstalled-app"
-    connector.save()
+    token = revoke_token(connector)
     with django_capture_on_commit_callbacks(execute=True):
         hull_sandbox.notify_users(connector)
     connector.refresh_from_db()
@@ -264,3 +259,76 @@ def test_the_attempts_of_a_notification_are_listed_on_its_admin_page(staff_clien
     assert [o.strip() for o in outcomes] == ["Done", "Done"], outcomes
     listing = staff_client.get(reverse("admin:sync_workattempt_changelist")).content.decode()
     assert listing.count(str(notification)) >= 2
+
+
+# --- fetch steps have attempt rows too -----------------------------------------------------------------
+
+
+def test_a_fetch_step_that_fails_transiently_then_succeeds_shows_both_attempts_on_its_admin_page(
+    staff_client, connector, hull_sandbox, intercom, faults, django_capture_on_commit_callbacks
+):
+    """Through the worker's own path: the step is a django-q2 task enqueued on commit (sync mode runs
+    it here), its failure schedules the resume, and django-q2's scheduler runs that resume."""
+    import re
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_q.brokers import get_broker
+    from django_q.models import Schedule
+    from django_q.scheduler import scheduler
+
+    from sync.incoming.fetch import connector_fetch_all
+    from sync.models import SyncCursor
+
+    intercom.add_contact(role="user", email="ann@acme.com", external_id="ann")
+    broken = {"search": True}  # Intercom answers 502 to the search, through the client's own retries
+    faults.add(lambda method, path, query, body: broken["search"] and path == "/contacts/search", 502)
+    with django_capture_on_commit_callbacks(execute=True):
+        connector_fetch_all(connector=connector, stream="users")
+    cursor = SyncCursor.objects.get(connector=connector, kind=SyncCursor.Kind.FETCH_ALL, stream="users")
+    assert cursor.status == SyncCursor.Status.RUNNING and cursor.pages == 0, cursor.last_error
+    [resume] = Schedule.objects.filter(name__startswith=f"intercom-fetch-resume:{cursor.pk}:")
+
+    broken["search"] = False  # Intercom is back by the time the resume is due
+    Schedule.objects.filter(pk=resume.pk).update(next_run=timezone.now() - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        scheduler(broker=get_broker())
+    cursor.refresh_from_db()
+    assert (cursor.status, cursor.entities) == (SyncCursor.Status.DONE, 1), cursor.last_error
+
+    first, second = WorkAttempt.objects.filter(cursor=cursor).order_by("started_at", "id")
+    assert (first.page, first.number, first.outcome) == (1, 1, WorkAttempt.Outcome.RETRY)
+    assert "IntercomServerError" in first.error and first.resume_at is not None and first.finished_at is not None
+    assert (second.page, second.number, second.outcome, second.error) == (1, 2, WorkAttempt.Outcome.DONE, "")
+
+    page = staff_client.get(reverse("admin:sync_synccursor_change", args=[cursor.pk])).content.decode()
+    outcomes = [o.strip() for o in re.findall(r'<td class="field-outcome">\s*(?:<p>)?([^<]+)', page)]
+    assert outcomes == ["Done", "Transient failure (retried)"], outcomes  # newest first
+    assert "IntercomServerError" in page and "all 2 attempts" in page
+    listing = staff_client.get(reverse("admin:sync_workattempt_changelist"), {"cursor__id__exact": cursor.pk})
+    assert listing.status_code == 200 and listing.content.decode().count(str(cursor)) >= 2
+
+
+def test_a_cursor_page_shows_its_latest_attempts_and_a_step_prunes_the_ones_past_retention(
+    staff_client, connector, hull_sandbox, intercom
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from settings_ui.logs import CURSOR_ATTEMPTS_SHOWN
+    from sync.incoming.fetch import connector_fetch_all, fetch_step
+
+    intercom.add_contact(role="user", email="ann@acme.com", external_id="ann")
+    cursor = connector_fetch_all(connector=connector, stream="users", enqueue=False)
+    old = timezone.now() - WorkAttempt.RETENTION_PERIOD - timedelta(days=1)
+    for n in range(CURSOR_ATTEMPTS_SHOWN + 5):
+        row = WorkAttempt.objects.create(connector=connector, cursor=cursor, page=1, number=n + 1, outcome=WorkAttempt.Outcome.RETRY)
+        WorkAttempt.objects.filter(pk=row.pk).update(started_at=old + timedelta(minutes=n))
+    page = staff_client.get(reverse("admin:sync_synccursor_change", args=[cursor.pk])).content.decode()
+    assert page.count('<td class="field-outcome">') == CURSOR_ATTEMPTS_SHOWN
+    assert f"all {CURSOR_ATTEMPTS_SHOWN + 5} attempts" in page
+
+    assert fetch_step(connector=connector, kind="fetch_all", stream="users", chain=False).status == "done"
+    [(number, outcome)] = WorkAttempt.objects.filter(cursor=cursor).values_list("number", "outcome")
+    assert (number, outcome) == (1, WorkAttempt.Outcome.DONE)  # the old rows were past retention, and of a past run

@@ -46,26 +46,28 @@ from sync.incoming.ingest import (
 )
 from sync.incoming.payloads import normalise_company, normalise_contact
 from sync.incoming.transforms import company_to_hull_account, contact_to_hull_user
-from sync.models import Connector, Direction, SyncCursor, SyncLog
+from sync.models import Connector, Direction, SyncCursor, SyncLog, WorkAttempt
 from sync.synclog import log_outcome
 from sync.work import (
+    FETCH_CONTINUATION,
     FETCH_STEP,
-    RATE_LIMIT_FALLBACK,
     TOKEN_REFUSED_ACTION,
     Failure,
+    attempt_close,
+    attempt_open,
+    attempt_outcome,
     classify,
     connector_token_refused,
-    enqueue,
+    fetch_enqueue,
+    new_owner,
     reraise_halt,
     resume_time,
+    schedule_every,
     schedule_resume,
-    token_refused,
 )
 
 logger = logging.getLogger(__name__)
 
-FETCH_TASK = FETCH_STEP
-CONTINUATION_SUFFIX = ":next"
 # One page must finish well inside the task timeout (120 s); the lease outlives it, and is shorter
 # than django-q2's `retry` (180 s) so a redelivered task of a killed worker can take over.
 LEASE = timedelta(seconds=150)
@@ -87,10 +89,11 @@ FLAG_FOR_STREAM = {
 class StepResult:
     """What one step did. `more` is True when another page follows."""
 
-    status: str  # page | done | halted | cancelled | already_running | idle | failed
+    status: str  # page | done | halted | held | cancelled | already_running | idle | failed
     entities: int = 0
     skipped: int = 0
     more: bool = False
+    resume_at: datetime | None = None  # a halted or failed page: when it is tried again (None: by a person, or the next tick)
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,7 @@ def fetch_run_to_end(
             on_page(cursor, result)
         if not result.more or (max_steps is not None and steps >= max_steps):
             return cursor
-        step_kind = kind + CONTINUATION_SUFFIX
+        step_kind = kind + FETCH_CONTINUATION
 
 
 def connector_schedules_update(*, connector: Connector) -> list[str]:
@@ -176,23 +179,13 @@ def connector_schedules_update(*, connector: Connector) -> list[str]:
         if not wanted:
             Schedule.objects.filter(name=name).delete()
             continue
-        minutes = max(1, int(getattr(connector, interval_field) or 1))
-        fields = {
-            "func": FETCH_TASK,
-            "args": None,
-            # Plain values only: django-q2's scheduler reads this back with ast.literal_eval.
-            "kwargs": repr({"connector_id": connector.pk, "kind": SyncCursor.Kind.INCREMENTAL.value, "stream": stream.value}),
-            "schedule_type": Schedule.MINUTES,
-            "minutes": minutes,  # every N minutes, N from the connector's settings
-            "repeats": -1,
-        }
-        existing = Schedule.objects.filter(name=name).first()
-        if existing is None:
-            Schedule.objects.create(name=name, next_run=timezone.now() + timedelta(seconds=30), **fields)
-        else:
-            for key, value in fields.items():
-                setattr(existing, key, value)
-            existing.save()
+        schedule_every(
+            FETCH_STEP,
+            name=name,
+            minutes=max(1, int(getattr(connector, interval_field) or 1)),  # every N minutes, N from the connector's settings
+            kwargs={"connector_id": connector.pk, "kind": SyncCursor.Kind.INCREMENTAL.value, "stream": stream.value},
+            first_run=timedelta(seconds=30),
+        )
         kept.append(name)
     return kept
 
@@ -206,8 +199,8 @@ def schedule_name(connector: Connector, stream: str) -> str:
 
 def fetch_step(*, connector: Connector, kind: str, stream: str, chain: bool = True) -> StepResult:
     """One page of a fetch. With `chain`, enqueues the next page itself (after releasing the lease)."""
-    continuation = kind.endswith(CONTINUATION_SUFFIX)
-    kind = kind.removesuffix(CONTINUATION_SUFFIX)
+    continuation = kind.endswith(FETCH_CONTINUATION)
+    kind = kind.removesuffix(FETCH_CONTINUATION)
     if kind not in SyncCursor.Kind.values or stream not in SyncCursor.Stream.values:
         raise ValueError(f"unknown fetch {kind!r}/{stream!r}")
     cursor, _ = SyncCursor.objects.get_or_create(connector=connector, kind=kind, stream=stream)
@@ -215,27 +208,38 @@ def fetch_step(*, connector: Connector, kind: str, stream: str, chain: bool = Tr
         logger.info("intercom.fetch.already-running", extra={"connector": connector.pk, "kind": kind, "stream": stream})
         return StepResult("already_running")
     result = StepResult("idle")
+    attempt: WorkAttempt | None = None
     try:
         cursor.refresh_from_db()
-        result = _step_locked(connector, cursor, continuation)
+        skipped = _step_skipped(connector, cursor, continuation)
+        if skipped is not None:
+            result = skipped
+        else:
+            attempt = _attempt_open(cursor)
+            result = _step_page(connector, cursor)
+            attempt_close(attempt, outcome=WorkAttempt.Outcome.DONE)
     except Exception as exc:
         # The lifecycle's one classification (sync/work.py): halts wait, transient failures retry.
         kind_of_failure = classify(exc)
         if kind_of_failure is Failure.HALT:
             result = _halt(cursor, exc, chain=chain)
         elif kind_of_failure is Failure.TRANSIENT:
-            result = _transient_failure(cursor, exc, chain=chain)
+            result = _transient_failure(cursor, exc, chain=chain, tries=attempt.number if attempt else 1)
         else:
             _record_failure(cursor, exc)
+        if attempt is not None:
+            attempt_close(attempt, outcome=attempt_outcome(exc), error=cursor.last_error, resume_at=result.resume_at)
+        if kind_of_failure not in (Failure.HALT, Failure.TRANSIENT):
             raise
     finally:
         _release_lease(cursor)
     if result.more and chain:
-        _enqueue_step(connector.pk, kind + CONTINUATION_SUFFIX, stream)
+        _enqueue_step(connector.pk, kind + FETCH_CONTINUATION, stream)
     return result
 
 
-def _step_locked(connector: Connector, cursor: SyncCursor, continuation: bool) -> StepResult:
+def _step_skipped(connector: Connector, cursor: SyncCursor, continuation: bool) -> StepResult | None:
+    """Why this step fetches nothing (cancelled, paused, held, finished, redundant); None: fetch a page."""
     Status = SyncCursor.Status
     if cursor.cancel_requested:
         _finish(cursor, Status.CANCELLED)
@@ -250,7 +254,26 @@ def _step_locked(connector: Connector, cursor: SyncCursor, continuation: bool) -
             return StepResult("idle")  # finished or cancelled: a late duplicate of a step
     elif not _incremental_ready(connector, cursor, continuation):
         return StepResult("idle" if cursor.status != Status.RUNNING else "already_running")
+    return None
 
+
+def _attempt_open(cursor: SyncCursor) -> WorkAttempt:
+    """The attempt row of the page this step fetches: its number counts the tries at this page of the run.
+
+    A cursor is never deleted, so its rows past WorkAttempt.RETENTION_PERIOD go here (one indexed DELETE).
+    """
+    now = timezone.now()
+    WorkAttempt.objects.filter(cursor=cursor, started_at__lt=now - WorkAttempt.RETENTION_PERIOD).delete()
+    page = cursor.pages + 1
+    earlier = WorkAttempt.objects.filter(cursor=cursor, page=page)
+    if cursor.started_at is not None:
+        earlier = earlier.filter(started_at__gte=cursor.started_at)
+    return attempt_open(connector_id=cursor.connector_id, owner=new_owner(), number=earlier.count() + 1, page=page, cursor=cursor)
+
+
+def _step_page(connector: Connector, cursor: SyncCursor) -> StepResult:
+    """Fetch the cursor's next page, hand it to Hull, then checkpoint."""
+    Status = SyncCursor.Status
     ctx = IncomingContext(connector=connector)
     page = _fetch_page(ctx, cursor)
     sent, skipped, high = _ingest_page(ctx, cursor, page)
@@ -473,16 +496,15 @@ def _workspace_zone(ctx: IncomingContext) -> ZoneInfo | None:
     """The workspace's time zone from `/me`, cached a day per connector; None when unknown."""
     from django.core.cache import cache
 
-    from sync.intercom.errors import IntercomApiError, IntercomRateLimited
+    from sync.intercom.errors import IntercomApiError
 
     key = f"intercom-workspace-tz:{ctx.connector.pk}"
     name = cache.get(key)
     if name is None:
         try:
             name = str(((ctx.intercom.me() or {}).get("app") or {}).get("timezone") or "")
-        except IntercomRateLimited:
-            raise
-        except IntercomApiError:
+        except IntercomApiError as exc:
+            reraise_halt(exc)  # a rate limit or a refused token stops the step; any other error: zone unknown
             return None
         cache.set(key, name, 86400)
     try:
@@ -606,14 +628,13 @@ def _halt(cursor: SyncCursor, exc: Any, *, chain: bool) -> StepResult:
     """Rate limited: record the halt, resume this same page at the reset time (docs/conventions.md "A rate limit is a halt").
     Token refused: the connector is marked and the run waits for Intercom to be connected again."""
     what = f"{cursor.get_kind_display().lower()} of {cursor.stream}"
-    resume_at: datetime | None = None
-    if token_refused(exc):
+    resume_at = resume_time(exc)
+    if resume_at is None:  # only reconnecting Intercom resumes it
         connector_token_refused(cursor.connector, exc)
         reason = SyncLog.Reason.INTERCOM_UNAUTHORIZED
         cursor.last_error = f"halted: Intercom refused the token ({exc}). {TOKEN_REFUSED_ACTION}."
         message = f"Intercom refused the access token: {what} waits. {TOKEN_REFUSED_ACTION}."
     else:
-        resume_at = resume_time(exc) or timezone.now() + RATE_LIMIT_FALLBACK
         reason = SyncLog.Reason.RATE_LIMITED
         cursor.last_error = f"halted: rate_limited until {resume_at.isoformat()}"
         message = f"Intercom rate limit reached; {what} resumes at {resume_at.isoformat()}."
@@ -631,25 +652,27 @@ def _halt(cursor: SyncCursor, exc: Any, *, chain: bool) -> StepResult:
     )
     if chain and resume_at is not None:
         _schedule_resume(cursor, resume_at)
-    return StepResult("halted")
+    return StepResult("halted", resume_at=resume_at)
 
 
-def _transient_failure(cursor: SyncCursor, exc: Exception, *, chain: bool) -> StepResult:
+def _transient_failure(cursor: SyncCursor, exc: Exception, *, chain: bool, tries: int) -> StepResult:
     """Intercom kept failing after the client's own retries, or the database went away. Incremental:
-    the run fails and the next tick retries it from its start. Fetch-all: resume this page a minute
-    later. (If the database cannot even record this, the exception fails the task instead.)"""
+    the run fails and the next tick retries it from its start. Fetch-all: resume this page later,
+    backing off with the `tries` at this page (sync.work.resume_time). (If the database cannot even
+    record this, the exception fails the task instead.)"""
     _record_failure(cursor, exc)
-    if cursor.kind == SyncCursor.Kind.FETCH_ALL and chain:
-        _schedule_resume(cursor, resume_time(exc) or timezone.now() + RATE_LIMIT_FALLBACK)
-    return StepResult("failed")
+    resume_at = resume_time(exc, attempts=tries) if cursor.kind == SyncCursor.Kind.FETCH_ALL and chain else None
+    if resume_at is not None:
+        _schedule_resume(cursor, resume_at)
+    return StepResult("failed", resume_at=resume_at)
 
 
 def _schedule_resume(cursor: SyncCursor, resume_at: datetime) -> None:
     """A one-off continuation of this run at `resume_at` (a ONCE schedule deletes itself once run)."""
     schedule_resume(
-        FETCH_TASK,
+        FETCH_STEP,
         # plain strings: the scheduler reads the args back with ast.literal_eval
-        (cursor.connector_id, str(cursor.kind) + CONTINUATION_SUFFIX, str(cursor.stream)),
+        (cursor.connector_id, str(cursor.kind) + FETCH_CONTINUATION, str(cursor.stream)),
         name=f"intercom-fetch-resume:{cursor.pk}:{int(resume_at.timestamp())}",
         at=resume_at,
     )
@@ -669,4 +692,4 @@ def _record_failure(cursor: SyncCursor, exc: Exception) -> None:
 
 
 def _enqueue_step(connector_id: int, kind: str, stream: str) -> None:
-    enqueue(FETCH_TASK, connector_id, kind, stream, group=f"intercom-fetch:{connector_id}:{stream}")
+    fetch_enqueue(connector_id, kind, stream)

@@ -12,33 +12,21 @@ from __future__ import annotations
 
 import json
 import subprocess
-import os
 import time
-import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
-from django.db import connection
 
-from sandbox.stack import PYTHON, ROOT, free_port, running_stack, stack_env
+from sandbox.stack import PYTHON, ROOT
+from tests.e2e.support import STACK_MARKS, open_units, wait_for
+from tests.payloads import hull_user_message, intercom_user_created
 from webhooks.intercom_auth import intercom_signature
 from webhooks.metrics import metric_samples
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        not (os.environ.get("DATABASE_URL", "").startswith("postgres") and os.environ.get("REDIS_URL")),
-        reason="scale-out needs DATABASE_URL=postgres://... and REDIS_URL",
-    ),
-]
+pytestmark = STACK_MARKS
 
-TOKEN = "scale-out-intercom-token"
-CLIENT_SECRET = "scale-out-client-secret"
-HULL_SECRET = "scale-out-hull-secret"
 HULL_ID = "5c092905c36af496c700abcd"
 SEGMENT = {"id": "5bd720690026ca86b000004f", "name": "Customers", "type": "users_segment"}
 LIMIT = 60  # Intercom calls per 10-second window, enforced by the sandbox
@@ -48,109 +36,44 @@ WEBHOOKS = 30
 DRAIN_TIMEOUT = 240  # seconds
 
 
-def database_url() -> str:
-    s = connection.settings_dict
-    return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
-def private_redis_url() -> str:
-    """The same Redis server, the database after REDIS_URL's: nothing shared with other runs' queues or budgets
-    (two runs side by side with REDIS_URL .../2 and .../4 stay apart)."""
-    parts = urlsplit(os.environ["REDIS_URL"])
-    db = int(parts.path.strip("/") or 0)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db + 1}", "", ""))
-
-
-def hull_notification(n: int) -> dict:
+def messages(n: int) -> list[dict]:
+    """Notification n's users, each with one event."""
     users = []
     for k in range(USERS_PER_NOTIFICATION):
         i = n * USERS_PER_NOTIFICATION + k
-        users.append(
-            {
-                "message_id": uuid.uuid4().hex,
-                "user": {"id": f"hull{i:020d}", "email": f"load{i}@acme.com", "external_id": f"load-{i}",
-                         "name": f"Load {i}", "indexed_at": "2024-01-01T00:00:00+00:00", "segment_ids": [SEGMENT["id"]]},
-                "segments": [SEGMENT],
-                "account": {},
-                "account_segments": [],
-                "changes": {"is_new": True, "user": {}, "account": {}, "segments": {}, "account_segments": {}},
-                "events": [{"event": "Signed Up", "event_id": f"evt-{i}", "created_at": "2024-01-01 00:00:00 UTC",
-                            "properties": {}, "context": {}}],
-            }
-        )
-    return {
-        "notification_id": f"scale-{n}",
-        "channel": "user:update",
-        "configuration": {"id": HULL_ID, "secret": HULL_SECRET, "organization": "scale.hullapp.io"},
-        "connector": {"id": HULL_ID, "private_settings": {}},
-        "segments": [SEGMENT],
-        "accounts_segments": [],
-        "messages": users,
-    }
+        event = {"event": "Signed Up", "event_id": f"evt-{i}", "created_at": "2024-01-01 00:00:00 UTC", "properties": {}, "context": {}}
+        users.append(hull_user_message(hull_id=f"hull{i:020d}", email=f"load{i}@acme.com", external_id=f"load-{i}",
+                                       name=f"Load {i}", segment=SEGMENT, events=[event]))
+    return users
 
 
-def intercom_webhook(n: int) -> bytes:
-    return json.dumps(
-        {
-            "type": "notification_event",
-            "id": f"notif_scale_{n}",
-            "topic": "contact.user.created",
-            "app_id": "ws_scale",
-            "created_at": 1700000000 + n,
-            "delivery_attempts": 1,
-            "data": {"type": "notification_event_data", "item": {
-                "type": "contact", "id": f"77f{n:021d}", "role": "user", "email": f"hook{n}@acme.com", "external_id": f"hook-{n}",
-            }},
-        }
-    ).encode()
+def intercom_webhook(site, n: int) -> bytes:
+    return intercom_user_created(notification_id=f"notif_scale_{n}", app_id=site.workspace, contact_id=f"77f{n:021d}",
+                                 email=f"hook{n}@acme.com", external_id=f"hook-{n}", created_at=1700000000 + n)
 
 
 @pytest.fixture
-def scale_connector(transactional_db):
-    from sandbox.wiring import connector_on_http_sandboxes
-
-    port = free_port()
-    connector = connector_on_http_sandboxes(
-        base_url=f"http://127.0.0.1:{port}",
-        token=TOKEN,
-        workspace="ws_scale",
-        rate_limit=LIMIT,
-        name="Scale",
-        slug="scale",
-        hull_organization="scale.hullapp.io",
-        hull_id=HULL_ID,
-        hull_secret=HULL_SECRET,
-        intercom_client_secret=CLIENT_SECRET,
-        synchronized_user_segments=[SEGMENT["id"]],
-        outgoing_events=["Signed Up"],
-    )
-    return connector, port
+def scale(stack_site):
+    return stack_site("scale", hull_id=HULL_ID, segment=SEGMENT, rate_limit=LIMIT,
+                      synchronized_user_segments=[SEGMENT["id"]], outgoing_events=["Signed Up"])
 
 
-def test_two_web_and_two_worker_processes_share_the_rate_budget_and_lose_nothing(scale_connector, tmp_path):
-    import redis
-
+def test_two_web_and_two_worker_processes_share_the_rate_budget_and_lose_nothing(scale, tmp_path):
     from sandbox.hull.models import SandboxUser
     from sandbox.intercom.models import Contact, Event
     from sync.models import DeliveryStatus, HullNotification, WebhookDelivery
 
-    connector, port = scale_connector
-    redis.Redis.from_url(private_redis_url()).flushdb()
     probe = tmp_path / "intercom-calls.txt"
-    env = stack_env(database_url=database_url(), redis_url=private_redis_url(), extra={"SANDBOX_PROBE_FILE": str(probe)})
-
-    with running_stack(env, port=port, web_workers=2, clusters=2) as stack:
+    with scale.stack(web_workers=2, clusters=2, env={"SANDBOX_PROBE_FILE": str(probe)}) as stack:
         session = requests.Session()
 
         def send_notification(n: int) -> int:
-            body = json.dumps(hull_notification(n))
-            return session.post(f"{stack.base_url}/hull/scale/smart-notifier", data=body,
-                                headers={"Content-Type": "application/json"}, timeout=30).status_code
+            return scale.post_notification(stack, scale.user_update(f"scale-{n}", messages(n)), session)
 
         def send_webhook(n: int) -> int:
-            body = intercom_webhook(n)
+            body = intercom_webhook(scale, n)
             return session.post(f"{stack.base_url}/intercom/scale/webhooks", data=body, timeout=30, headers={
-                "Content-Type": "application/json", "X-Hub-Signature": intercom_signature(CLIENT_SECRET, body)}).status_code
+                "Content-Type": "application/json", "X-Hub-Signature": intercom_signature(scale.client_secret, body)}).status_code
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             jobs = [pool.submit(send_notification, n) for n in range(NOTIFICATIONS)]
@@ -158,19 +81,7 @@ def test_two_web_and_two_worker_processes_share_the_rate_budget_and_lose_nothing
             codes = Counter(job.result() for job in jobs)
         assert codes == Counter({200: NOTIFICATIONS + WEBHOOKS}), codes
 
-        open_statuses = [DeliveryStatus.PENDING, DeliveryStatus.PROCESSING]
-        deadline = time.monotonic() + DRAIN_TIMEOUT
-        while time.monotonic() < deadline:
-            waiting = (
-                HullNotification.objects.filter(status__in=open_statuses).count()
-                + WebhookDelivery.objects.filter(status__in=open_statuses).count()
-            )
-            if not waiting:
-                break
-            assert stack.alive(), stack.logs()
-            time.sleep(1)
-        else:
-            pytest.fail(f"still {waiting} open after {DRAIN_TIMEOUT}s\n{stack.logs()}")
+        wait_for(lambda: not open_units(), timeout=DRAIN_TIMEOUT, stack=stack, interval=1, what=lambda: f"still {open_units()} open")
         metrics_text = session.get(f"{stack.base_url}/metrics", timeout=30).text
         logs = stack.logs()
 
@@ -178,10 +89,10 @@ def test_two_web_and_two_worker_processes_share_the_rate_budget_and_lose_nothing
     assert set(HullNotification.objects.values_list("status", flat=True)) == {DeliveryStatus.DONE}, logs
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {DeliveryStatus.DONE}, logs
     users = NOTIFICATIONS * USERS_PER_NOTIFICATION
-    emails = Counter(Contact.objects.filter(workspace__token=TOKEN, deleted=False).values_list("email", flat=True))
+    emails = Counter(Contact.objects.filter(workspace__token=scale.token, deleted=False).values_list("email", flat=True))
     assert sorted(emails) == sorted(f"load{i}@acme.com" for i in range(users)), emails
     assert set(emails.values()) == {1}, emails
-    events = Counter(Event.objects.filter(workspace__token=TOKEN).values_list("contact__email", "event_name", "created_at"))
+    events = Counter(Event.objects.filter(workspace__token=scale.token).values_list("contact__email", "event_name", "created_at"))
     assert len(events) == users and set(events.values()) == {1}, events
     hull_emails = Counter(SandboxUser.objects.values_list("email", flat=True))
     for n in range(WEBHOOKS):
@@ -213,26 +124,16 @@ def test_two_web_and_two_worker_processes_share_the_rate_budget_and_lose_nothing
     assert calls >= total * 0.5, (calls, total)
 
 
-def test_all_workers_killed_mid_load_then_restarted_nothing_is_lost(scale_connector, tmp_path):
-    import redis
+def test_all_workers_killed_mid_load_then_restarted_nothing_is_lost(scale):
+    from sync.models import DeliveryStatus, HullNotification
 
-    from sync.models import DeliveryStatus, HullNotification, WebhookDelivery
-
-    connector, port = scale_connector
-    redis.Redis.from_url(private_redis_url()).flushdb()
     # A short lease (docs/lifecycle.md): the killed workers' notifications are free again soon.
-    env = stack_env(database_url=database_url(), redis_url=private_redis_url(), extra={"WORK_LEASE_SECONDS": "5"})
-    open_statuses = [DeliveryStatus.PENDING, DeliveryStatus.PROCESSING]
-    with running_stack(env, port=port, web_workers=2, clusters=2) as stack:
+    with scale.stack(web_workers=2, clusters=2, env={"WORK_LEASE_SECONDS": "5"}) as stack:
         session = requests.Session()
         for n in range(NOTIFICATIONS):
-            response = session.post(f"{stack.base_url}/hull/scale/smart-notifier", data=json.dumps(hull_notification(n)),
-                                     headers={"Content-Type": "application/json"}, timeout=30)
-            assert response.status_code == 200
-        deadline = time.monotonic() + 60
-        while not HullNotification.objects.filter(status=DeliveryStatus.PROCESSING).exists():
-            assert time.monotonic() < deadline, "no notification was ever in progress"
-            time.sleep(0.05)
+            assert scale.post_notification(stack, scale.user_update(f"scale-{n}", messages(n)), session) == 200
+        wait_for(HullNotification.objects.filter(status=DeliveryStatus.PROCESSING).exists, timeout=60, stack=stack, interval=0.05,
+                 what=lambda: "no notification was ever in progress")
         stack.kill_clusters()  # mid-notification, every worker at once
         stack.start_cluster()
         time.sleep(6)  # the dead workers' leases expire (a live lease is never taken by the sweep)
@@ -242,11 +143,7 @@ def test_all_workers_killed_mid_load_then_restarted_nothing_is_lost(scale_connec
         sweep = subprocess.run([PYTHON, "manage.py", "requeue_stale_work", "--older-than-seconds", "0"],
                                cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=120)
         assert sweep.returncode == 0, sweep.stderr
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if not HullNotification.objects.filter(status__in=open_statuses).exists():
-                break
-            time.sleep(1)
+        wait_for(lambda: not open_units(), timeout=90, stack=stack, interval=1,
+                 what=lambda: Counter(HullNotification.objects.values_list("status", flat=True)))
         statuses = Counter(HullNotification.objects.values_list("status", flat=True))
     assert statuses == Counter({DeliveryStatus.DONE: NOTIFICATIONS}), statuses
-    assert not WebhookDelivery.objects.filter(status__in=open_statuses).exists()

@@ -508,7 +508,7 @@ def test_database_gone_mid_notification_then_back_every_user_synced_once(
         return result
 
     # Hull's delivery is stored and acknowledged; the worker picks it up (here: called directly).
-    monkeypatch.setattr(hull_notifications, "enqueue_notification", lambda pk, **_: None)
+    monkeypatch.setattr(hull_notifications, "unit_enqueue", lambda unit: None)
     notify(hull_sandbox, connector, django_capture_on_commit_callbacks)
     monkeypatch.setattr(IntercomClient, "create_contact", create_then_lose_the_database)
     try:
@@ -655,7 +655,7 @@ def test_an_export_left_by_a_killed_worker_is_swept_up_as_an_export(connector, w
     from sync.services.replay import stale_work_requeue
 
     hull_sandbox, intercom_sandbox = world
-    monkeypatch.setattr(exports, "enqueue_export", lambda pk, **_: None)  # the worker died before it ran
+    monkeypatch.setattr(exports, "unit_enqueue", lambda unit: None)  # the worker died before it ran
     assert hull_sandbox.export(connector)[0] == 200
     HullNotification.objects.update(status=DeliveryStatus.PROCESSING, received_at=timezone.now() - timedelta(hours=1))
     with django_capture_on_commit_callbacks(execute=True):

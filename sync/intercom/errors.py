@@ -116,12 +116,6 @@ class IntercomPaginationLoop(IntercomApiError):
     (airbyte#69149: a workspace of 253 companies read as 4 million records). Stopped, not retried."""
 
 
-# What stops a whole batch instead of ending in the one entity's error row. The lifecycle decides
-# with `sync.work.classify` / `sync.work.reraise_halt` (HALT); this tuple is the same set, kept for
-# code written against it before sync/work.py.
-BATCH_HALTING_ERRORS: tuple[type[IntercomApiError], ...] = (IntercomRateLimited, IntercomUnauthorized, IntercomOutcomeUnknown)
-
-
 def error_for_status(status: int, *, code: str, message: str, url: str, body: Any) -> IntercomApiError:
     """The typed error for a non-2xx answer (429 is built by the client, which knows the reset)."""
     kwargs: dict[str, Any] = {"status": status, "code": code, "url": url, "body": body}

@@ -20,6 +20,7 @@ from sync.hull.client import HullApiError, stream_export_lines
 from sync.hull.messages import NotificationError, export_line_message, notification_segments
 from sync.outgoing.segments import hull_segments_refresh, segments_by_id
 from sync.models import Connector, DeliveryStatus, HullNotification, HullSegment
+from sync.work import lease_take, unit_enqueue
 
 logger = logging.getLogger("sync.outgoing.exports")
 
@@ -62,19 +63,12 @@ def hull_export_receive(
         )
         if created:
             hull_segments_refresh(connector=connector, user_segments=users, account_segments=accounts)
-            pk = notification.pk
-            transaction.on_commit(lambda: enqueue_export(pk, connector_id=connector.pk))
+            unit_enqueue(notification)
     logger.info(
         "hull.export.stored" if created else "hull.export.duplicate",
         extra={"connector": connector.pk, "entity": entity, "notification": notification.pk},
     )
     return notification, created
-
-
-def enqueue_export(notification_pk: int, *, connector_id: int) -> None:
-    from sync.work import PROCESS_EXPORT, enqueue_now
-
-    enqueue_now(PROCESS_EXPORT, notification_pk, group=f"connector-{connector_id}")
 
 
 def export_download_limits(connector: Connector) -> dict[str, Any]:
@@ -110,7 +104,7 @@ def export_process(*, notification: HullNotification, max_bytes: int | None = No
     only the chunks not finished; a replay clears them and syncs everything again.
     """
     # Imported here: the outgoing sync imports the Hull side, not the other way round.
-    from sync.work import lease_take
+
 
     run = lease_take(notification)
     if run is None:
@@ -120,7 +114,6 @@ def export_process(*, notification: HullNotification, max_bytes: int | None = No
 
 
 def _export_try(run: Any, notification: HullNotification, max_bytes: int | None) -> int:
-    from sync.outgoing.notifications import notification_wait_or_fail
 
     connector = notification.connector
     payload = notification.payload or {}
@@ -170,7 +163,7 @@ def _export_try(run: Any, notification: HullNotification, max_bytes: int | None)
         logger.warning("hull.export.failed", extra={"connector": connector.pk, "messages": total, "error": type(exc).__name__})
         return total
     except Exception as exc:  # noqa: BLE001 - halts wait, anything else ends the export failed (never processing forever)
-        notification_wait_or_fail(run, exc)
+        run.wait_or_fail(exc)
         return total
     error = f"{bad_lines} malformed line(s) skipped" if bad_lines else ""
     run.finish(DeliveryStatus.DONE, error, extra={"message_count": total})

@@ -34,7 +34,7 @@ from sync.outgoing.deletion import LEFT_SEGMENTS, contact_removal, deleted_user_
 from sync.outgoing.context import OutgoingContext, build_context
 from sync.outgoing.routing import COMPANY, SKIP, USER, message_field, route_message
 from sync.transient import DATABASE_UNAVAILABLE
-from sync.work import SEARCH_SETTLE, Failure, Halted, Run, classify, halted_from, halts, lease_take  # noqa: F401 - SEARCH_SETTLE: its older home
+from sync.work import SEARCH_SETTLE, Halted, Run, halted_from, halts, lease_take  # noqa: F401 - SEARCH_SETTLE: its older home
 
 if TYPE_CHECKING:
     from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
@@ -410,18 +410,8 @@ def _notification_try(run: Run, notification: HullNotification) -> None:
             notification.save(update_fields=["message_count"])
         _messages_sync(connector=connector, messages=messages, notification=notification, resumable=True, run=run)
     except Exception as exc:
-        if classify(exc) in (Failure.HALT, Failure.TRANSIENT):
-            run.wait(exc)
+        if run.wait_or_fail(exc):
             return
-        run.fail(exc)
         raise
     error = f"{len(malformed)} malformed message(s) not synced (see the sync log)" if malformed else ""
     run.finish(DeliveryStatus.DONE, error)
-
-
-def notification_wait_or_fail(run: Run, exc: BaseException) -> None:
-    """After an exception in a notification or export try: wait (HALT, TRANSIENT) or fail (the rest)."""
-    if classify(exc) in (Failure.HALT, Failure.TRANSIENT):
-        run.wait(exc)
-    else:
-        run.fail(exc)

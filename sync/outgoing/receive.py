@@ -20,6 +20,7 @@ from sync.outgoing.segments import hull_segments_refresh
 from sync.ids import delivery_key
 from sync.json_values import loads_json_body
 from sync.models import Connector, DeliveryStatus, HullNotification
+from sync.work import unit_enqueue
 
 logger = logging.getLogger("sync.outgoing.receive")
 
@@ -152,8 +153,7 @@ def hull_notification_receive(
         if created:
             _refresh_segments(connector, payload)
         if created and supported:
-            pk = notification.pk
-            transaction.on_commit(lambda: enqueue_notification(pk, connector_id=connector.pk))
+            unit_enqueue(notification)
     log_key = "hull.notification.stored" if created else "hull.notification.duplicate"
     if not supported:
         log_key = "hull.notification.unsupported-channel"
@@ -161,9 +161,3 @@ def hull_notification_receive(
     # The queue depth counted before this one: a notification is not back-pressure against itself.
     flow = flow_control_for(connector, depth=depth)
     return NotificationReceipt(notification=notification, created=created, flow_control=flow)
-
-
-def enqueue_notification(notification_pk: int, *, connector_id: int) -> None:
-    from sync.work import PROCESS_NOTIFICATION, enqueue_now
-
-    enqueue_now(PROCESS_NOTIFICATION, notification_pk, group=f"connector-{connector_id}")

@@ -22,10 +22,10 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q
 
-from sync.work import reraise_halt
-from sync.intercom.errors import BATCH_HALTING_ERRORS, IntercomApiError, IntercomNotFound
+from sync.intercom.errors import IntercomApiError, IntercomNotFound
 from sync.models import Connector, Direction, Entity, ErasureAudit, IdentityLink, SyncLog
 from sync.synclog import log_outcome
+from sync.work import halts, reraise_halt
 
 KINDS = ("email", "external_id", "hull_id")
 
@@ -119,7 +119,9 @@ def erase_person(*, connector: Connector, kind: str, value: str, actor: str, int
                 result.errors.append(f"{intercom_id}: {exc.message}")
                 continue
             result.deleted.append(intercom_id)
-    except BATCH_HALTING_ERRORS as exc:
+    except IntercomApiError as exc:
+        if not halts(exc):
+            raise
         audit.outcome, audit.contacts_deleted = "failed", len(result.deleted)
         audit.detail = f"Stopped by Intercom ({type(exc).__name__}) after {len(result.deleted)} deletion(s); run it again."
         audit.save()

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.utils import timezone
-
-from sync.work import CHECK_ALERTS, PRUNE_SYNC_LOGS, REPORT_STATUSES, REQUEUE_STALE_WORK
+from sync.work import CHECK_ALERTS, PRUNE_SYNC_LOGS, REPORT_STATUSES, REQUEUE_STALE_WORK, schedule_every
 
 # name -> (task, minutes between runs)
 GLOBAL_SCHEDULES: dict[str, tuple[str, int]] = {
@@ -19,14 +17,6 @@ GLOBAL_SCHEDULES: dict[str, tuple[str, int]] = {
 
 def global_schedules_update() -> list[str]:
     """Create or update the retention and status schedules; idempotent (keyed by name)."""
-    from django_q.models import Schedule
-
     for name, (func, minutes) in GLOBAL_SCHEDULES.items():
-        schedule, created = Schedule.objects.update_or_create(
-            name=name,
-            defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": minutes, "repeats": -1},
-        )
-        if created:
-            schedule.next_run = timezone.now() + timedelta(minutes=1)
-            schedule.save(update_fields=["next_run"])
+        schedule_every(func, name=name, minutes=minutes, first_run=timedelta(minutes=1))
     return list(GLOBAL_SCHEDULES)

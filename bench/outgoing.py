@@ -4,7 +4,9 @@ Runs the real task body (`notification_process` over stored `HullNotification`s:
 route, resolve, push, tags, write-back, SyncLog rows) against the Intercom sandbox at the HTTP
 level (through `responses`, contract checks off, latency 0, no rate limit), with the real
 FirehoseBatch whose HullClient.post_firehose is counted instead of sent. A temporary SQLite file
-database (WAL), so the notification's thread pool is used (OUTGOING_CONCURRENCY, default 4).
+database (WAL), so the notification's thread pool is used (`--concurrency`: the deployment's
+OUTGOING_CONCURRENCY default, 32; the threads of a notification share their bulk tag calls, so
+the calls per entity depend on it).
 
 Calls per entity (targets: a <= 3.1, b = 1.0, c = 0, d = 0, e <= 1.2):
   a. new user: never synced, email + external_id, one segment (tagging on);
@@ -15,7 +17,7 @@ Calls per entity (targets: a <= 3.1, b = 1.0, c = 0, d = 0, e <= 1.2):
      entered a second segment (its tag is new): the push, plus its share of a bulk tag call.
 Throughput: one notification of --messages (default 10,000) steady-state changes of known users.
 
-    .venv/bin/python bench/outgoing.py [--entities 50] [--messages 10000] [--concurrency 4]
+    .venv/bin/python bench/outgoing.py [--entities 50] [--messages 10000] [--concurrency 32]
 
 Prints one JSON document.
 """
@@ -194,7 +196,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entities", type=int, default=50, help="users per calls-per-entity case")
     parser.add_argument("--messages", type=int, default=10_000, help="messages in the throughput notification")
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=32)  # sync/outgoing/notifications.py DEFAULT_CONCURRENCY
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,7 +13,8 @@ Legs, each in its own process (so peak RSS is per leg) on a temporary SQLite dat
    leg is kept small: it measures the client + sandbox overhead, not the connector's scaling.
 3. `webhooks`: gunicorn (2 workers, 4 threads each; CPU per request from /proc) serving the real endpoint; a local load
    generator (threads + http.client) posts --webhooks signed deliveries with --concurrency in
-   flight. Gives accepted deliveries/s and p50/p99 latency (processing is enqueued, not run).
+   flight. Gives accepted deliveries/s, p50/p99 latency and the tasks enqueued for them
+   (processing is enqueued, not run; the web process batches deliveries into tasks).
 
     .venv/bin/python bench/incoming.py [--contacts 100000] [--small 10000] [--webhooks 2000]
 
@@ -275,10 +276,17 @@ def leg_webhooks(total: int, concurrency: int) -> dict[str, Any]:
         finally:
             server.terminate()
             server.wait(timeout=10)
-        count = subprocess.run(
-            [PYTHON, "-c", "import django; django.setup(); from sync.models import WebhookDelivery; print(WebhookDelivery.objects.count())"],
-            cwd=ROOT, env=env, check=True, capture_output=True, text=True,
-        ).stdout.strip()
+        # Stored rows, and the queued tasks (ORM broker) with the deliveries they cover: every stored
+        # delivery must be enqueued once (a task per delivery, or one per batch of them).
+        count_script = (
+            "import django, json; django.setup(); from sync.models import WebhookDelivery; from django_q.models import OrmQ;"
+            "tasks = [q.task for q in OrmQ.objects.all()];"
+            "ids = [i for t in tasks for i in (t['args'][0] if t['func'].endswith('deliveries') else t['args'][:1])];"
+            "print(json.dumps([WebhookDelivery.objects.count(), len(tasks), len(ids), len(set(ids))]))"
+        )
+        count, tasks, covered, distinct = json.loads(subprocess.run(
+            [PYTHON, "-c", count_script], cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+        ).stdout.strip().splitlines()[-1])
         latencies.sort()
         return {
             "deliveries": total,
@@ -292,6 +300,9 @@ def leg_webhooks(total: int, concurrency: int) -> dict[str, Any]:
             "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99) - 1], 1),
             "statuses": statuses,
             "stored_rows_after_200_redeliveries": int(count),
+            "tasks_enqueued": tasks,
+            "deliveries_enqueued": covered,
+            "distinct_deliveries_enqueued": distinct,
         }
 
 

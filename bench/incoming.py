@@ -6,7 +6,8 @@ Legs, each in its own process (so peak RSS is per leg) on a temporary SQLite dat
    (fetch_step pages of 150, sync.mapping.map_incoming, IdentityLink upserts, one SyncLog per
    contact, the real FirehoseBatch with its per-record JWTs) against a generated workspace
    that serves `POST /contacts/search` pages from an index (no HTTP), and HullClient.post_firehose
-   counted instead of sent. Gives contacts/s, firehose calls per 100 contacts, peak RSS.
+   counted instead of sent. Gives contacts/s, firehose calls per 100 contacts, peak RSS, and the
+   connector's CPU per contact (the process's CPU minus the generated workspace's own).
 2. `sandbox-fetch` (--sandbox-contacts, default 3,000): the same fetch through the real
    IntercomClient and the Intercom sandbox (HTTP level through `responses`, contract checks
    off). The sandbox's search evaluates every contact for every page (O(N) per page), so this
@@ -85,6 +86,7 @@ class GeneratedWorkspace:
     def __init__(self, count: int) -> None:
         self.count = count
         self.calls = 0
+        self.cpu = 0.0  # seconds of CPU spent building pages: the stand-in's, not the connector's
 
     def _contact(self, n: int) -> dict[str, Any]:
         cid = f"{n:024x}"
@@ -104,13 +106,16 @@ class GeneratedWorkspace:
         }
 
     def search_contacts_page(self, query: dict, *, per_page: int = 150, starting_after: str | None = None) -> dict:
+        started = time.thread_time()
         self.calls += 1
         offset = int(starting_after or 0)
         end = min(offset + per_page, self.count)
         pages: dict[str, Any] = {"type": "pages", "per_page": per_page, "page": offset // per_page + 1}
         if end < self.count:
             pages["next"] = {"starting_after": str(end)}
-        return {"type": "list", "data": [self._contact(n) for n in range(offset, end)], "total_count": self.count, "pages": pages}
+        page = {"type": "list", "data": [self._contact(n) for n in range(offset, end)], "total_count": self.count, "pages": pages}
+        self.cpu += time.thread_time() - started
+        return page
 
     def list_tags(self) -> dict:
         self.calls += 1
@@ -149,7 +154,9 @@ def child_fetch(count: int) -> dict[str, Any]:
         firehose = _count_firehose()
         connector = _connector()
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        cpu_before = time.process_time()
         cursor, seconds = _run_fetch_all(connector)
+        cpu = time.process_time() - cpu_before
         rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return {
             "contacts": cursor.entities,
@@ -161,6 +168,9 @@ def child_fetch(count: int) -> dict[str, Any]:
             "firehose_records": firehose["records"],
             "firehose_calls_per_100_contacts": round(100 * firehose["calls"] / max(1, cursor.entities), 2),
             "intercom_calls": workspace.calls,
+            # The process's CPU (all threads) minus the generated workspace's page building.
+            "connector_cpu_ms_per_contact": round(1000 * (cpu - workspace.cpu) / max(1, cursor.entities), 3),
+            "workspace_cpu_ms_per_contact": round(1000 * workspace.cpu / max(1, cursor.entities), 3),
             "peak_rss_mb": round(rss_peak / 1024, 1),
             "rss_growth_during_fetch_mb": round((rss_peak - rss_before) / 1024, 1),
         }

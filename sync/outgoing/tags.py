@@ -118,6 +118,19 @@ class BulkTags:
         slots = [TagSlot(contact_id=contact_id, name=name, tag_id=tag_id) for name, tag_id in wanted]
         mine: list[_Group] = []
         to_send: list[_Group] = []
+        try:
+            self._join(slots, mine, to_send)
+        finally:
+            for group in to_send:  # even when the wait was interrupted: the others wait for these calls
+                self._send(group)
+        for group in dict.fromkeys(mine):
+            group.done.wait()
+            if group.failure is not None:
+                raise group.failure
+        return slots
+
+    def _join(self, slots: list[TagSlot], mine: list[_Group], to_send: list[_Group]) -> None:
+        """Put the slots in their groups and wait until each group is closed; `to_send`: those this thread closed."""
         with self._cond:
             for slot in slots:
                 key = slot.name.strip().lower()
@@ -146,13 +159,6 @@ class BulkTags:
                     self._cond.wait(min(g.opened + self.linger for g in waiting_for) - now)
             finally:
                 self._waiting -= 1
-        for group in to_send:
-            self._send(group)
-        for group in dict.fromkeys(mine):
-            group.done.wait()
-            if group.failure is not None:
-                raise group.failure
-        return slots
 
     def _close(self, group: _Group) -> _Group:
         group.closed = True

@@ -182,6 +182,7 @@ def child_sandbox_fetch(count: int) -> dict[str, Any]:
         import responses
         from django.db import transaction
 
+        from sandbox.intercom import clock
         from sandbox.intercom.models import Contact
         from sandbox.intercom.state import index_write
         from sandbox.intercom.responses_double import DEFAULT_TOKEN, IntercomSandbox
@@ -200,6 +201,7 @@ def child_sandbox_fetch(count: int) -> dict[str, Any]:
                     contact = Contact(workspace=sandbox.workspace, role="user", email=f"user{n}@example.com",
                                       external_id=f"ext-{n}", name=f"User {n}", created_at=BASE_UPDATED_AT, updated_at=BASE_UPDATED_AT + n)
                     index_write(contact, None)
+                    contact.searchable_at = clock.now() - 1  # an old contact: indexed already (as add_contact seeds them)
                     rows.append(contact)
                 Contact.objects.bulk_create(rows, batch_size=1000)
             cursor, seconds = _run_fetch_all(connector)

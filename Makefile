@@ -34,6 +34,7 @@ bench-small: setup
 	.venv/bin/python bench/hull_notifications.py --messages 1000 --repeat 1 --check; \
 	.venv/bin/python bench/outgoing.py --entities 10 --messages 200; \
 	.venv/bin/python bench/outgoing_rate.py --messages 400 --notifications 2 --limit 166 --window 1 --check bench/expected_ratios.json; \
+	.venv/bin/python bench/outgoing_rate.py --messages 400 --notifications 2 --limit 166 --window 1 --enter-segment --check bench/expected_ratios.json; \
 	.venv/bin/python bench/incoming.py --contacts 2000 --small 500 --sandbox-contacts 200 --webhooks 200; \
 	.venv/bin/python bench/intercom_client.py --contacts 4 --rounds 1; \
 	.venv/bin/python bench/load.py --duration 5 --rate 4

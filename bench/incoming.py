@@ -6,14 +6,16 @@ Legs, each in its own process (so peak RSS is per leg) on a temporary SQLite dat
    (fetch_step pages of 150, sync.mapping.map_incoming, IdentityLink upserts, one SyncLog per
    contact, the real FirehoseBatch with its per-record JWTs) against a generated workspace
    that serves `POST /contacts/search` pages from an index (no HTTP), and HullClient.post_firehose
-   counted instead of sent. Gives contacts/s, firehose calls per 100 contacts, peak RSS.
+   counted instead of sent. Gives contacts/s, firehose calls per 100 contacts, peak RSS, and the
+   connector's CPU per contact (the process's CPU minus the generated workspace's own).
 2. `sandbox-fetch` (--sandbox-contacts, default 3,000): the same fetch through the real
    IntercomClient and the Intercom sandbox (HTTP level through `responses`, contract checks
    off). The sandbox's search evaluates every contact for every page (O(N) per page), so this
    leg is kept small: it measures the client + sandbox overhead, not the connector's scaling.
 3. `webhooks`: gunicorn (2 workers, 4 threads each; CPU per request from /proc) serving the real endpoint; a local load
    generator (threads + http.client) posts --webhooks signed deliveries with --concurrency in
-   flight. Gives accepted deliveries/s and p50/p99 latency (processing is enqueued, not run).
+   flight. Gives accepted deliveries/s, p50/p99 latency and the tasks enqueued for them
+   (processing is enqueued, not run; the web process batches deliveries into tasks).
 
     .venv/bin/python bench/incoming.py [--contacts 100000] [--small 10000] [--webhooks 2000]
 
@@ -84,6 +86,7 @@ class GeneratedWorkspace:
     def __init__(self, count: int) -> None:
         self.count = count
         self.calls = 0
+        self.cpu = 0.0  # seconds of CPU spent building pages: the stand-in's, not the connector's
 
     def _contact(self, n: int) -> dict[str, Any]:
         cid = f"{n:024x}"
@@ -103,13 +106,16 @@ class GeneratedWorkspace:
         }
 
     def search_contacts_page(self, query: dict, *, per_page: int = 150, starting_after: str | None = None) -> dict:
+        started = time.thread_time()
         self.calls += 1
         offset = int(starting_after or 0)
         end = min(offset + per_page, self.count)
         pages: dict[str, Any] = {"type": "pages", "per_page": per_page, "page": offset // per_page + 1}
         if end < self.count:
             pages["next"] = {"starting_after": str(end)}
-        return {"type": "list", "data": [self._contact(n) for n in range(offset, end)], "total_count": self.count, "pages": pages}
+        page = {"type": "list", "data": [self._contact(n) for n in range(offset, end)], "total_count": self.count, "pages": pages}
+        self.cpu += time.thread_time() - started
+        return page
 
     def list_tags(self) -> dict:
         self.calls += 1
@@ -148,7 +154,9 @@ def child_fetch(count: int) -> dict[str, Any]:
         firehose = _count_firehose()
         connector = _connector()
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        cpu_before = time.process_time()
         cursor, seconds = _run_fetch_all(connector)
+        cpu = time.process_time() - cpu_before
         rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return {
             "contacts": cursor.entities,
@@ -160,6 +168,9 @@ def child_fetch(count: int) -> dict[str, Any]:
             "firehose_records": firehose["records"],
             "firehose_calls_per_100_contacts": round(100 * firehose["calls"] / max(1, cursor.entities), 2),
             "intercom_calls": workspace.calls,
+            # The process's CPU (all threads) minus the generated workspace's page building.
+            "connector_cpu_ms_per_contact": round(1000 * (cpu - workspace.cpu) / max(1, cursor.entities), 3),
+            "workspace_cpu_ms_per_contact": round(1000 * workspace.cpu / max(1, cursor.entities), 3),
             "peak_rss_mb": round(rss_peak / 1024, 1),
             "rss_growth_during_fetch_mb": round((rss_peak - rss_before) / 1024, 1),
         }
@@ -171,6 +182,7 @@ def child_sandbox_fetch(count: int) -> dict[str, Any]:
         import responses
         from django.db import transaction
 
+        from sandbox.intercom import clock
         from sandbox.intercom.models import Contact
         from sandbox.intercom.state import index_write
         from sandbox.intercom.responses_double import DEFAULT_TOKEN, IntercomSandbox
@@ -189,6 +201,7 @@ def child_sandbox_fetch(count: int) -> dict[str, Any]:
                     contact = Contact(workspace=sandbox.workspace, role="user", email=f"user{n}@example.com",
                                       external_id=f"ext-{n}", name=f"User {n}", created_at=BASE_UPDATED_AT, updated_at=BASE_UPDATED_AT + n)
                     index_write(contact, None)
+                    contact.searchable_at = clock.now() - 1  # an old contact: indexed already (as add_contact seeds them)
                     rows.append(contact)
                 Contact.objects.bulk_create(rows, batch_size=1000)
             cursor, seconds = _run_fetch_all(connector)
@@ -275,10 +288,17 @@ def leg_webhooks(total: int, concurrency: int) -> dict[str, Any]:
         finally:
             server.terminate()
             server.wait(timeout=10)
-        count = subprocess.run(
-            [PYTHON, "-c", "import django; django.setup(); from sync.models import WebhookDelivery; print(WebhookDelivery.objects.count())"],
-            cwd=ROOT, env=env, check=True, capture_output=True, text=True,
-        ).stdout.strip()
+        # Stored rows, and the queued tasks (ORM broker) with the deliveries they cover: every stored
+        # delivery must be enqueued once (a task per delivery, or one per batch of them).
+        count_script = (
+            "import django, json; django.setup(); from sync.models import WebhookDelivery; from django_q.models import OrmQ;"
+            "tasks = [q.task for q in OrmQ.objects.all()];"
+            "ids = [i for t in tasks for i in (t['args'][0] if t['func'].endswith('deliveries') else t['args'][:1])];"
+            "print(json.dumps([WebhookDelivery.objects.count(), len(tasks), len(ids), len(set(ids))]))"
+        )
+        count, tasks, covered, distinct = json.loads(subprocess.run(
+            [PYTHON, "-c", count_script], cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+        ).stdout.strip().splitlines()[-1])
         latencies.sort()
         return {
             "deliveries": total,
@@ -292,6 +312,9 @@ def leg_webhooks(total: int, concurrency: int) -> dict[str, Any]:
             "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99) - 1], 1),
             "statuses": statuses,
             "stored_rows_after_200_redeliveries": int(count),
+            "tasks_enqueued": tasks,
+            "deliveries_enqueued": covered,
+            "distinct_deliveries_enqueued": distinct,
         }
 
 

@@ -4,16 +4,20 @@ Runs the real task body (`notification_process` over stored `HullNotification`s:
 route, resolve, push, tags, write-back, SyncLog rows) against the Intercom sandbox at the HTTP
 level (through `responses`, contract checks off, latency 0, no rate limit), with the real
 FirehoseBatch whose HullClient.post_firehose is counted instead of sent. A temporary SQLite file
-database (WAL), so the notification's thread pool is used (OUTGOING_CONCURRENCY, default 4).
+database (WAL), so the notification's thread pool is used (`--concurrency`: the deployment's
+OUTGOING_CONCURRENCY default, 32; the threads of a notification share their bulk tag calls, so
+the calls per entity depend on it).
 
-Calls per entity (targets: b = 1.0, c = 0, d = 0):
+Calls per entity (targets: a <= 3.1, b = 1.0, c = 0, d = 0, e <= 1.2):
   a. new user: never synced, email + external_id, one segment (tagging on);
   b. steady state: a known user (linked, already tagged) whose mapped attribute changed;
   c. echo: the user:update Hull sends after our own write-back (only intercom_user/* changed);
-  d. unchanged re-send: b's notification delivered again under a new notification id.
+  d. unchanged re-send: b's notification delivered again under a new notification id;
+  e. known user entering a segment: a known user (linked, tagged) whose attribute changed and who
+     entered a second segment (its tag is new): the push, plus its share of a bulk tag call.
 Throughput: one notification of --messages (default 10,000) steady-state changes of known users.
 
-    .venv/bin/python bench/outgoing.py [--entities 50] [--messages 10000] [--concurrency 4]
+    .venv/bin/python bench/outgoing.py [--entities 50] [--messages 10000] [--concurrency 32]
 
 Prints one JSON document.
 """
@@ -85,9 +89,12 @@ def _connector() -> Any:
 
 
 SEGMENT = {"id": "seg-customers", "name": "Customers", "type": "users_segment"}
+TRIAL = {"id": "seg-trial", "name": "Trial", "type": "users_segment"}
 
 
-def _message(i: int, *, plan: str, intercom_id: str | None = None, changes: dict | None = None, tagged: bool = False) -> dict:
+def _message(
+    i: int, *, plan: str, intercom_id: str | None = None, changes: dict | None = None, tagged: bool = False, trial: bool = False
+) -> dict:
     user: dict[str, Any] = {
         "id": f"hull-{i}",
         "email": f"user{i}@example.com",
@@ -99,7 +106,8 @@ def _message(i: int, *, plan: str, intercom_id: str | None = None, changes: dict
         user["traits_intercom_user/id"] = intercom_id
     if tagged:
         user["traits_intercom_user/tags"] = ["Customers"]
-    return {"message_id": f"m-{i}-{plan}", "user": user, "segments": [SEGMENT], "changes": changes or {}, "events": []}
+    segments = [SEGMENT, TRIAL] if trial else [SEGMENT]
+    return {"message_id": f"m-{i}-{plan}", "user": user, "segments": segments, "changes": changes or {}, "events": []}
 
 
 _notifications = iter(range(1, 10**9))
@@ -188,7 +196,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entities", type=int, default=50, help="users per calls-per-entity case")
     parser.add_argument("--messages", type=int, default=10_000, help="messages in the throughput notification")
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=32)  # sync/outgoing/notifications.py DEFAULT_CONCURRENCY
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -237,6 +245,17 @@ def main() -> None:
             # d. b delivered again
             calls, elapsed, kinds = _run(connector, changed, sandbox)
             result["d_unchanged_resend"] = {"calls_per_entity": round(calls / n, 3), "by_endpoint": dict(kinds)}
+
+            # e. b's users enter a second segment (a tag Intercom does not have yet) as their plan changes
+            entered = [
+                _message(
+                    i, plan="team", intercom_id=ids[f"hull-{i}"], tagged=True, trial=True,
+                    changes={"user": {"traits_plan": ["pro", "team"]}, "segments": {"entered": [TRIAL]}},
+                )
+                for i in range(n)
+            ]
+            calls, elapsed, kinds = _run(connector, entered, sandbox)
+            result["e_known_user_new_segment"] = {"calls_per_entity": round(calls / n, 3), "by_endpoint": dict(kinds)}
 
             # Throughput: --messages known users whose plan changed, in one notification.
             total = args.messages

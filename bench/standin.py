@@ -24,6 +24,15 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 _ID = re.compile(r"/[^/]+$")
+_OWNER = re.compile(r"^/(contacts|companies)/[^/]+(?=/)")  # /contacts/<id>/tags -> /contacts/{id}/tags
+
+
+def route_of(method: str, path: str) -> str:
+    """The call's route for the stats: ids replaced by {id} (the owner's and the last one)."""
+    if path.endswith("/search") or path.count("/") < 2:
+        return f"{method} {path}"
+    owned = _OWNER.sub(lambda m: f"/{m.group(1)}/{{id}}", path)
+    return f"{method} {owned if owned.count('/') == 3 else _ID.sub('/{id}', owned)}"
 
 
 class State:
@@ -112,8 +121,7 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                     state.hull[path] += 1
                 time.sleep(0.02)
                 return self._send(200, {"ok": True})
-            named = path.count("/") > 1 and not path.endswith("/search")
-            route = f"{self.command} {_ID.sub('/{id}', path) if named else path}"
+            route = route_of(self.command, path)
             allowed, remaining, reset = state.take(route)
             time.sleep(state.latency)
             headers = {"X-RateLimit-Limit": str(state.limit), "X-RateLimit-Remaining": str(remaining), "X-RateLimit-Reset": str(reset)}

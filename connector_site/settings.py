@@ -162,7 +162,11 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",
     }
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Connections are closed after each request or task (0), except in the web process
+    # (connector_site/wsgi.py sets SQLITE_CONN_MAX_AGE): each of its threads keeps its connection,
+    # since opening and closing the file around every request was half of a webhook's CPU
+    # (bench/incoming.py, docs/receive-path.md).
+    DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("SQLITE_CONN_MAX_AGE", "0"))
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:

@@ -41,6 +41,24 @@ def process_webhook_delivery(delivery_id: int) -> None:
     webhook_delivery_process(delivery=delivery)
 
 
+def process_webhook_deliveries(delivery_ids: list[int]) -> None:
+    """Deliveries one web process received together (webhooks/delivery_queue.py), one after the other.
+
+    Each is independent: one that raises is logged and the others still run; the first error is
+    raised at the end, so django-q2 records the task as failed (a redelivery redoes only the
+    deliveries not final yet).
+    """
+    first_error: Exception | None = None
+    for delivery_id in delivery_ids:
+        try:
+            process_webhook_delivery(delivery_id)
+        except Exception as exc:  # noqa: BLE001 - the batch's other deliveries must still run
+            logger.exception("task.delivery.failed", extra={"delivery_id": delivery_id})
+            first_error = first_error or exc
+    if first_error is not None:
+        raise first_error
+
+
 def fetch_step(connector_id: int, kind: str, stream: str) -> None:
     """One page of a fetch (incremental or fetch-all); enqueues the next page itself."""
     from sync.incoming.fetch import fetch_step as fetch_step_service

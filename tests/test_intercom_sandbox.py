@@ -287,6 +287,38 @@ def test_tags_are_case_insensitive_and_applied_one_contact_at_a_time(intercom, i
         intercom.tag_contact(user["id"], "999999")
 
 
+def test_tag_many_users_in_one_call_and_untag_them(intercom, intercom_sandbox):
+    first = intercom.create_contact({"external_id": "u1"})
+    second = intercom.create_contact({"external_id": "u2"})
+    tag = intercom.tag_users("Customers", [first["id"], second["id"]])  # creates the tag
+    assert (tag["type"], tag["name"]) == ("tag", "Customers")
+    assert intercom.tag_users("customers", [first["id"]])["id"] == tag["id"]  # names are case-insensitive
+    assert intercom_sandbox.contact_tag_names(first["id"]) == ["Customers"]
+    assert intercom_sandbox.contact_tag_names(second["id"]) == ["Customers"]
+    # `untag: true` per item (the 1.x form; 2.15's schema allows the extra key)
+    intercom._request("POST", "/tags", json={"name": "Customers", "users": [{"id": second["id"], "untag": True}]})
+    assert intercom_sandbox.contact_tag_names(second["id"]) == []
+    assert intercom_sandbox.contact_tag_names(first["id"]) == ["Customers"]
+
+
+def test_one_unknown_user_fails_the_whole_bulk_tag(intercom, intercom_sandbox):
+    user = intercom.create_contact({"external_id": "u1"})
+    with pytest.raises(IntercomNotFound) as err:
+        intercom.tag_users("VIP", [user["id"], "000000000000000000000000"])
+    assert err.value.message == "User Not Found"
+    assert intercom_sandbox.contact_tag_names(user["id"]) == []  # nothing was tagged
+
+
+def test_the_bulk_user_form_is_checked_against_its_own_schema(intercom, intercom_sandbox):
+    user = intercom.create_contact({"external_id": "u1"})
+    with pytest.raises(ContractViolation, match="tag_multiple_users_request"):
+        intercom._request("POST", "/tags", json={"name": "VIP", "users": [{"id": 5}]})
+    with pytest.raises(ContractViolation, match="tag_multiple_users_request"):
+        intercom._request("POST", "/tags", json={"name": "VIP", "users": {"id": user["id"]}})
+    assert len(intercom_sandbox.violations) == 2
+    intercom_sandbox.violations.clear()  # proven; do not fail the test at teardown
+
+
 def test_tag_and_untag_companies(intercom, intercom_sandbox):
     company = intercom.upsert_company({"company_id": "acme"})
     intercom.tag_companies("Enterprise", [company["id"]])

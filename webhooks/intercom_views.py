@@ -1,7 +1,8 @@
 """`/intercom/<slug>/webhooks`: verify, persist, enqueue, answer. No logic of its own.
 
 Intercom retries a delivery that is not answered within 5 seconds (docs/intercom-api.md#webhooks), so processing happens in a task; every verified delivery, even an ignored or unknown
-topic, gets a 200 so Intercom does not retry or suspend the subscription.
+topic, gets a 200 so Intercom does not retry or suspend the subscription. The delivery is stored
+before the 200; its processing is enqueued by this process's batch queue (webhooks/delivery_queue.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rest_framework.views import APIView
 
 from sync.incoming.webhooks import webhook_delivery_receive
 from webhooks.authentication import authenticated_connector
+from webhooks.delivery_queue import delivery_enqueue, sqlite_write_lock
 from webhooks.intercom_auth import IntercomSignatureAuthentication
 from webhooks.json_body import loads_json_body
 from webhooks.throttles import PublicEndpointThrottle
@@ -47,5 +49,8 @@ class IntercomWebhookView(APIView):
             raise exceptions.ParseError("Malformed JSON body.") from exc
         if not isinstance(payload, dict):
             raise exceptions.ParseError("The body must be a JSON object.")
-        delivery, created = webhook_delivery_receive(connector=connector, payload=payload, raw_body=request.body)
+        with sqlite_write_lock():
+            delivery, created = webhook_delivery_receive(
+                connector=connector, payload=payload, raw_body=request.body, enqueue=delivery_enqueue()
+            )
         return Response({"status": delivery.status, "duplicate": not created}, status=status.HTTP_200_OK)

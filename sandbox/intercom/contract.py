@@ -152,19 +152,14 @@ def _check_schema(name: str, body: Any, where: str) -> None:
 def validate_request(request: ContractRequest) -> None:
     result = openapi().unmarshal_request(request)
     errors = list(result.errors)
-    if request.method_name.upper() == "POST" and request.path == "/tags" and errors and all(_ambiguous_one_of(e) for e in errors):
+    if request.method_name.upper() == "POST" and request.path == "/tags":
         # Spec gap: `POST /tags` is a oneOf whose branches have no `additionalProperties: false`, so a
-        # companies body is "valid under each of" them. Check it against the branch it means instead.
+        # companies body is "valid under each of" them, and any body with a `name` passes as the
+        # create branch (a users list of numbers too). Check it against the branch it means instead.
         body = json.loads(request.body or b"null")
-        companies = body.get("companies") if isinstance(body, dict) else None
-        if companies is None:
-            name = "create_or_update_tag_request"
-        elif all(isinstance(c, dict) and c.get("untag") for c in companies):
-            name = "untag_company_request"
-        else:
-            name = "tag_company_request"
-        _check_schema(name, body, "request POST /tags")
-        return
+        _check_schema(_tags_branch(body), body, "request POST /tags")
+        if all(_ambiguous_one_of(e) for e in errors):
+            return
     if errors:
         raise ContractViolation(f"request {request.method_name} {request.path}?{urlencode(request.query)}: " + "; ".join(_describe(e) for e in result.errors))
 
@@ -188,6 +183,20 @@ def validate_response(request: ContractRequest, response: ContractResponse) -> N
         _check_schema("error", json.loads(response.data or b"null"), where)
         return
     raise ContractViolation(f"{where}: " + "; ".join(_describe(e) for e in result.errors))
+
+
+def _tags_branch(body: Any) -> str:
+    """The `POST /tags` request schema a body means (create/rename, tag or untag companies, tag users)."""
+    if not isinstance(body, dict):
+        return "create_or_update_tag_request"
+    if "users" in body:
+        return "tag_multiple_users_request"
+    companies = body.get("companies")
+    if companies is None:
+        return "create_or_update_tag_request"
+    if isinstance(companies, list) and companies and all(isinstance(c, dict) and c.get("untag") for c in companies):
+        return "untag_company_request"
+    return "tag_company_request"
 
 
 def _ambiguous_one_of(error: Exception) -> bool:

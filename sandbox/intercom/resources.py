@@ -258,11 +258,23 @@ def create_or_update_tag(req: SandboxRequest) -> tuple[int, Any]:
                 tag.companies.remove(company)
             else:
                 tag.companies.add(company)
-        for ref in body.get("users") or []:
+        # Tag Multiple Users: contacts by Intercom `id`, in one transaction (one unknown id fails
+        # the whole call, nothing is tagged). `untag: true` on an item removes the tag, as the
+        # companies form does and Intercom's 1.x "Tag or Untag Users" documented; 2.15's schema
+        # lists only `id`, so the connector never relies on it (it untags with DELETE).
+        refs = body.get("users") or []
+        if "users" in body and not isinstance(refs, list):
+            raise invalid("invalid tag parameters")
+        for ref in refs:
+            if not isinstance(ref, dict):
+                raise invalid("invalid tag parameters")
             contact = Contact.objects.filter(workspace=ws, intercom_id=str(ref.get("id") or ""), deleted=False).first()
             if contact is None:
                 raise not_found("User Not Found")
-            ContactTag.objects.get_or_create(contact=contact, tag=tag, defaults={"applied_at": now_int()})
+            if ref.get("untag"):
+                ContactTag.objects.filter(contact=contact, tag=tag).delete()
+            else:
+                ContactTag.objects.get_or_create(contact=contact, tag=tag, defaults={"applied_at": now_int()})
     return 200, render_tag(tag)
 
 

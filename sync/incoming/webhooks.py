@@ -8,7 +8,7 @@ redelivery (same notification id) hits the unique constraint and changes nothing
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -54,11 +54,17 @@ def delivery_classify(connector: Connector, topic: str) -> tuple[str, str]:
 
 
 def webhook_delivery_receive(
-    *, connector: Connector, payload: Mapping[str, Any], raw_body: bytes | None = None
+    *,
+    connector: Connector,
+    payload: Mapping[str, Any],
+    raw_body: bytes | None = None,
+    enqueue: Callable[[int], None] | None = None,
 ) -> tuple[WebhookDelivery, bool]:
     """Persist one delivery (before the 200) and enqueue its processing on commit.
 
-    Returns (delivery, created); `created` is False for a redelivery, which changes nothing.
+    `enqueue` takes the stored delivery's id instead of a task per delivery (the web process's
+    batch queue, webhooks/delivery_queue.py). Returns (delivery, created); `created` is False for
+    a redelivery, which changes nothing.
     """
     note = notification_from_payload(payload, raw_body)
     status, reason = delivery_classify(connector, note.topic)
@@ -81,7 +87,7 @@ def webhook_delivery_receive(
         return existing, False
     if status == DeliveryStatus.PENDING:
         if connector.is_active:
-            transaction.on_commit(lambda: _enqueue(delivery.pk))
+            transaction.on_commit(lambda: (enqueue or _enqueue)(delivery.pk))
         else:
             logger.info("intercom.webhook.paused", extra={"connector": connector.pk, "delivery": delivery.pk})
     else:

@@ -475,6 +475,14 @@ class IntercomClient:
         """Creates the tag, or returns the existing one with that name (case-insensitive)."""
         return self._request("POST", "/tags", json={"name": name})
 
+    def tag_users(self, name: str, contact_ids: list[str]) -> dict:
+        """Tag many contacts at once (`POST /tags {name, users: [{id}]}`); the tag is created if needed.
+
+        One unknown id fails the whole call (404 not_found "User Not Found"). Intercom documents no
+        bulk untag for contacts: `untag_contact` removes a tag one contact at a time.
+        """
+        return self._request("POST", "/tags", json={"name": name, "users": [{"id": str(cid)} for cid in contact_ids]})
+
     def tag_companies(self, name: str, company_ids: list[str], untag: bool = False) -> dict:
         """Tag (or untag) companies by Intercom `id`; the tag is created if needed."""
         companies = [{"id": str(cid), **({"untag": True} if untag else {})} for cid in company_ids]

@@ -11,10 +11,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sync.models import Connector, Direction, HullNotification, SyncLog
 from sync.synclog import log_outcome
+
+if TYPE_CHECKING:
+    from sync.outgoing.tags import BulkTags
 
 logger = logging.getLogger("sync.outgoing")
 
@@ -184,6 +187,9 @@ class OutgoingContext:
     firehose: SharedFirehose
     notification: HullNotification | None = None
     tags: TagCache = field(init=False)
+    # Set by the batch runner (notifications._messages_sync) for the length of a batch: users' tag
+    # adds are then shared between the batch's threads (sync/outgoing/tags.py#BulkTags).
+    bulk_tags: BulkTags | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.tags = TagCache(self.intercom)

@@ -15,6 +15,7 @@ the messages run sequentially: other threads could not see its rows.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -33,6 +34,7 @@ from sync.outgoing.contacts import contact_sync
 from sync.outgoing.deletion import LEFT_SEGMENTS, contact_removal, deleted_user_messages, left_every_synced_segment, unarchive_returning
 from sync.outgoing.context import OutgoingContext, build_context
 from sync.outgoing.routing import COMPANY, SKIP, USER, message_field, route_message
+from sync.outgoing.tags import BulkTags
 from sync.transient import DATABASE_UNAVAILABLE
 from sync.work import SEARCH_SETTLE, Halted, Run, halted_from, halts, lease_take  # noqa: F401 - SEARCH_SETTLE: its older home
 
@@ -208,28 +210,32 @@ def _messages_sync(
     progress = _Progress(notification if resumable else None, run)
     pending = [(i, m) for i, m in enumerate(messages) if i not in progress.done]
     halt: BaseException | None = None
+    bulk = ctx.bulk_tags = BulkTags(ctx)  # the threads' users share their tag calls
     try:
         workers = _concurrency()
         if workers == 1 or len(pending) <= 1:
-            for index, message in pending:
-                try:
-                    _run_guarded(ctx, message)
-                except Exception as exc:  # noqa: BLE001 - _run_guarded lets only batch stoppers through
-                    halt = exc
-                    break
-                progress.mark(index)
+            with bulk.running():
+                for index, message in pending:
+                    try:
+                        _run_guarded(ctx, message)
+                    except Exception as exc:  # noqa: BLE001 - _run_guarded lets only batch stoppers through
+                        halt = exc
+                        break
+                    progress.mark(index)
         else:
             # One message alone first: its answers tell the shared budget the window's count
             # before 32 threads call at once (a cold budget lets every caller go).
             first_index, first = pending[0]
             try:
-                _run_guarded(ctx, first)
+                with bulk.running():
+                    _run_guarded(ctx, first)
                 progress.mark(first_index)
             except BaseException as exc:  # a batch stopper (_stops_batch): _run_guarded catches the others
                 halt = exc
             if halt is None:
                 halt = _run_pool(ctx, pending[1:], progress, workers)
     finally:
+        ctx.bulk_tags = None
         # Write-backs first: progress recorded for a message whose write-back never left would
         # hide it from the retry.
         ctx.firehose.flush()
@@ -253,21 +259,27 @@ def _run_pool(ctx: OutgoingContext, pending: list[tuple[int, Any]], progress: _P
         todo.put(item)
     stopped: list[BaseException] = []
 
+    bulk = getattr(ctx, "bulk_tags", None)
+
     def work() -> None:
         try:
-            while not stopped:
-                try:
-                    index, message = todo.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    _run_guarded(ctx, message)
-                except BaseException as exc:  # a batch stopper (_stops_batch): _run_guarded catches the others
-                    stopped.append(exc)
-                    return
-                progress.mark(index)
+            with bulk.running() if bulk is not None else contextlib.nullcontext():
+                _work()
         finally:
             connection.close()  # this thread's own connection
+
+    def _work() -> None:
+        while not stopped:
+            try:
+                index, message = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                _run_guarded(ctx, message)
+            except BaseException as exc:  # a batch stopper (_stops_batch): _run_guarded catches the others
+                stopped.append(exc)
+                return
+            progress.mark(index)
 
     threads = [threading.Thread(target=work, name=f"outgoing-{n}", daemon=True) for n in range(min(workers, len(pending)))]
     for thread in threads:

@@ -152,6 +152,7 @@ def _connector_leg(args: argparse.Namespace, base: str, env: dict[str, str], pks
     from django_q.tasks import async_task
 
     from sync.models import HullNotification, SyncLog
+    from sync.work import PROCESS_NOTIFICATION
 
     requests.post(base + "/_reset", timeout=10)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -161,7 +162,7 @@ def _connector_leg(args: argparse.Namespace, base: str, env: dict[str, str], pks
     ]
     started = time.perf_counter()
     for pk in pks:
-        async_task("sync.tasks.process_notification", pk)
+        async_task(PROCESS_NOTIFICATION, pk)
     connection.close()
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:

@@ -47,6 +47,7 @@ logger = logging.getLogger("sync.work")
 PROCESS_NOTIFICATION = "sync.tasks.process_notification"
 PROCESS_EXPORT = "sync.tasks.process_export"
 PROCESS_WEBHOOK_DELIVERY = "sync.tasks.process_webhook_delivery"
+PROCESS_WEBHOOK_DELIVERIES = "sync.tasks.process_webhook_deliveries"  # a batch, from the web process's queue
 FETCH_STEP = "sync.tasks.fetch_step"
 PRUNE_SYNC_LOGS = "sync.tasks.prune_sync_logs"
 REPORT_STATUSES = "sync.tasks.report_statuses"
@@ -371,22 +372,27 @@ class Run:
         outcome = WorkAttempt.Outcome.FAILED if status == DeliveryStatus.FAILED else WorkAttempt.Outcome.DONE
         self._release(status=status, error=error, resume_at=None, outcome=outcome, extra=extra)
 
-    def wait(self, exc: BaseException, *, note: str = "") -> datetime | None:
+    def wait(self, exc: BaseException, *, reason: str = "") -> datetime | None:
         """Back to pending after a HALT or TRANSIENT error; schedules the resume; returns when.
 
         A refused token holds the whole connector (no schedule: reconnecting resumes). A transient
         failure that kept coming for MAX_TRANSIENT_ATTEMPTS tries fails the unit (replayable).
+        `reason` (a `SyncLog.Reason`) words the unit's error as "<reason>: retry at <when>".
         """
         halt = halted_from(exc) if classify(exc) is Failure.HALT else None
         if halt is None and self.unit.attempts >= MAX_TRANSIENT_ATTEMPTS:
-            self.finish(DeliveryStatus.FAILED, note or f"{type(exc).__name__}: {exc}")
+            self.finish(DeliveryStatus.FAILED, f"{reason}: {type(exc).__name__}: {exc}" if reason else f"{type(exc).__name__}: {exc}")
             return None
         when = resume_time(halt or exc, attempts=self.unit.attempts)
         if when is None:  # the token was refused: no schedule, reconnecting Intercom resumes
             connector_token_refused(self.unit.connector, (halt and halt.cause) or exc)
-            self._release(status=DeliveryStatus.PENDING, error=note or str(halt or exc), resume_at=None, outcome=WorkAttempt.Outcome.HELD)
+            held = f"{reason}: held until Intercom is connected again" if reason else str(halt or exc)
+            self._release(status=DeliveryStatus.PENDING, error=held, resume_at=None, outcome=WorkAttempt.Outcome.HELD)
             return None
-        message = note or (str(halt) if halt else f"{type(exc).__name__}: {exc}; retry at {when.isoformat()}")
+        if reason:
+            message = f"{reason}: retry at {when.isoformat()}"
+        else:
+            message = str(halt) if halt else f"{type(exc).__name__}: {exc}; retry at {when.isoformat()}"
         self._release(status=DeliveryStatus.PENDING, error=message, resume_at=when, outcome=attempt_outcome(exc))
         schedule_resume(unit_task(self.unit), (self.unit.pk,), name=resume_schedule_name(self.unit), at=when)
         logger.warning(

@@ -537,7 +537,7 @@ def test_database_gone_mid_webhook_batch_then_back_every_contact_once(
     """Five deliveries stored and acknowledged; the database goes away after the 3rd reached Hull."""
     from sync.incoming import handlers, webhooks
 
-    monkeypatch.setattr(webhooks, "enqueue_now", lambda *args, **kwargs: None)  # the worker: called below
+    monkeypatch.setattr(webhooks, "unit_enqueue", lambda unit: None)  # the worker: called below
     bodies = [_webhook(n) for n in range(5)]
     for body in bodies:
         response = client.post("/intercom/acme/webhooks", data=body, content_type="application/json",

@@ -82,7 +82,7 @@ def test_the_endpoint_stores_the_delivery_and_hands_its_id_to_the_queue(client, 
     queued: list[int] = []
     monkeypatch.setattr(Conf, "SYNC", False)
     monkeypatch.setattr(delivery_queue.deliveries, "add", queued.append)
-    monkeypatch.setattr("sync.incoming.webhooks.enqueue_now", lambda *a, **kw: pytest.fail("no task per delivery"))
+    monkeypatch.setattr("sync.incoming.webhooks.unit_enqueue", lambda unit: pytest.fail("no task per delivery"))
     body = fixture_bytes("user_created")
     with django_capture_on_commit_callbacks(execute=True):  # the id is handed over once the row commits
         response = post(client, body, intercom_signature(SECRET, body))

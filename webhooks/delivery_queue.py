@@ -28,7 +28,6 @@ logger = logging.getLogger("webhooks.delivery_queue")
 
 BATCH_WINDOW = 0.05  # seconds a batch waits for more deliveries after its first
 BATCH_SIZE = 100  # deliveries per task at most
-PROCESS_DELIVERIES_TASK = "sync.tasks.process_webhook_deliveries"
 
 
 _sqlite_writes = threading.Lock()
@@ -52,12 +51,12 @@ def sqlite_write_lock() -> Iterator[None]:
 
 def _enqueue_batch(delivery_ids: list[int]) -> None:
     """One task for the batch, from the sender thread (its own database connection)."""
-    from sync.work import enqueue_now
+    from sync.work import PROCESS_WEBHOOK_DELIVERIES, enqueue_now
 
     close_old_connections()  # a connection the database dropped is not reused
     try:
         with sqlite_write_lock():
-            enqueue_now(PROCESS_DELIVERIES_TASK, list(delivery_ids), group="intercom-webhooks")
+            enqueue_now(PROCESS_WEBHOOK_DELIVERIES, list(delivery_ids), group="intercom-webhooks")
     except Exception:
         connection.close()
         raise

@@ -22,20 +22,17 @@ from sync.synclog import log_outcome
 from sync.transient import DATABASE_UNAVAILABLE
 from sync.work import (
     MAX_TRANSIENT_ATTEMPTS,  # noqa: F401 - its older home
-    PROCESS_WEBHOOK_DELIVERY,
     Failure,
     Run,
     classify,
-    enqueue_now,
     halted_from,
     lease_take,
-    resume_time,
     token_refused,
+    unit_enqueue,
 )
 
 logger = logging.getLogger(__name__)
 
-PROCESS_TASK = PROCESS_WEBHOOK_DELIVERY
 FINAL_STATUSES = (DeliveryStatus.DONE, DeliveryStatus.IGNORED, DeliveryStatus.UNSUPPORTED)
 
 
@@ -87,16 +84,15 @@ def webhook_delivery_receive(
         return existing, False
     if status == DeliveryStatus.PENDING:
         if connector.is_active:
-            transaction.on_commit(lambda: (enqueue or _enqueue)(delivery.pk))
+            if enqueue is None:
+                unit_enqueue(delivery)
+            else:
+                transaction.on_commit(lambda: enqueue(delivery.pk))
         else:
             logger.info("intercom.webhook.paused", extra={"connector": connector.pk, "delivery": delivery.pk})
     else:
         logger.info(f"intercom.webhook.{status}", extra={"connector": connector.pk, "topic": note.topic, "reason": reason})
     return delivery, True
-
-
-def _enqueue(delivery_id: int) -> None:
-    enqueue_now(PROCESS_TASK, delivery_id, group="intercom-webhooks")
 
 
 def webhook_delivery_process(*, delivery: WebhookDelivery) -> None:
@@ -150,9 +146,7 @@ def _wait(run: Run, exc: BaseException) -> None:
     assert isinstance(delivery, WebhookDelivery)  # this module runs Intercom's deliveries only
     reason = _reason_for(exc)
     halted = classify(exc) is Failure.HALT
-    when = resume_time(exc, attempts=delivery.attempts)
-    note = f"{reason}: " + (f"retry at {when.isoformat()}" if when else "held until Intercom is connected again")
-    resume_at = run.wait(exc, note=note)
+    resume_at = run.wait(exc, reason=reason)
     if delivery.status == DeliveryStatus.FAILED:  # transient failures kept coming: given up
         _log_row(delivery, status=SyncLog.Status.ERROR, reason=reason, message=str(exc))
     elif halted:

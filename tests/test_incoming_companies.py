@@ -110,6 +110,52 @@ def test_an_expired_scroll_param_restarts_the_scroll(connector, intercom, fireho
     assert sorted(account_ids(firehose)) == sorted(c.intercom_id for c in companies)
 
 
+def test_a_page_that_never_reached_hull_is_not_skipped_when_the_scroll_resumes(connector, intercom, firehose):
+    """Intercom moved the scroll on when it served page 2, then Hull failed before the checkpoint.
+    Intercom gives the same scroll_param on every page, so resuming with it (inside the scroll's
+    minute) served page 3: page 2 was lost without an error (70 of 120). The resume restarts."""
+    companies = bulk_companies(intercom, 120, updated_at=NOW - 600)
+    firehose.fail_flush_numbers = {2}  # page 2's companies never reach Hull
+    connector_fetch_all(connector=connector, stream="companies", enqueue=False)
+    with pytest.raises(ConnectionError):
+        fetch_run_to_end(connector=connector, kind="fetch_all", stream="companies")
+    connector_fetch_all(connector=connector, stream="companies", enqueue=False)  # "Fetch all" again, at once
+    cursor = fetch_run_to_end(connector=connector, kind="fetch_all", stream="companies")
+    assert cursor.status == "done", cursor.last_error
+    sent = account_ids(firehose)
+    assert sorted(sent) == sorted(c.intercom_id for c in companies)  # every company, once
+
+
+def test_a_halt_in_the_middle_of_a_company_page_resumes_without_skipping_a_page(connector, intercom, faults, firehose):
+    """A rate-limit halt while a page's companies are enriched (their segments): the page is not
+    in Hull, the halt resumes at the reset, inside the scroll's minute. Nothing is skipped."""
+    from sandbox.intercom import clock
+    from sync.models import FieldMapping
+
+    FieldMapping.objects.create(
+        connector=connector, entity="company", direction="incoming", hull_attribute="intercom/segments", intercom_attribute="segments"
+    )
+    companies = bulk_companies(intercom, 120, updated_at=NOW - 600)
+    reset_at = int(clock.now()) + 40  # longer than the client waits in-line: a halt
+    headers = {"X-RateLimit-Limit": "1666", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset_at)}
+    segment_calls = {"n": 0}
+
+    def tenth_company_of_page_2(method, path, query, body):
+        if method == "GET" and path.startswith("/companies/") and path.endswith("/segments"):
+            segment_calls["n"] += 1
+            return segment_calls["n"] == 60  # page 2 is companies 51-100
+        return False
+
+    faults.add(tenth_company_of_page_2, 429, headers=headers)
+    connector_fetch_all(connector=connector, stream="companies", enqueue=False)
+    assert fetch_step(connector=connector, kind="fetch_all", stream="companies", chain=False).status == "page"
+    assert fetch_step(connector=connector, kind="fetch_all:next", stream="companies", chain=False).status == "halted"
+    intercom.advance(41)  # the reset: the continuation runs, 41 s after the scroll last moved
+    cursor = run_rest(connector)
+    assert cursor.status == "done", cursor.last_error
+    assert sorted(account_ids(firehose)) == sorted(c.intercom_id for c in companies)
+
+
 def test_a_scroll_serving_the_same_page_again_is_stopped(connector, intercom, firehose, monkeypatch):
     """airbyte#69149: the same page forever. The loop guard stops the run with its reason."""
     from sandbox.intercom import api

@@ -367,6 +367,9 @@ def _company_scroll_page(ctx: IncomingContext, cursor: SyncCursor) -> Page:
     answer or an expired `scroll_param` cannot be resumed: it restarts from scratch (at most
     MAX_SCROLL_RESTARTS times a run), and what this run already sent is skipped by
     `_already_ingested`. A page served twice in one scroll is a pagination loop: stopped.
+    A page asked for but never checkpointed (Hull failed, a halt, a killed worker) restarts the
+    scroll too: Intercom gives the same scroll_param on every page, so resuming with it would
+    silently skip that page (`"f"` in the saved state marks the page in flight).
     """
     from sync.intercom.client import scroll_page_key
     from sync.intercom.errors import (
@@ -380,11 +383,21 @@ def _company_scroll_page(ctx: IncomingContext, cursor: SyncCursor) -> Page:
     client = ctx.intercom
     state = _scroll_state(cursor.page_cursor)
     response = None
+    if state["s"] and state["f"]:
+        # The last step asked for the next page and never checkpointed it (Hull failed, a halt, a
+        # killed worker): Intercom moved the scroll on, and the same scroll_param would now serve
+        # the page after the lost one. Restart (not counted: Intercom did not break the scroll).
+        logger.info(
+            "intercom.fetch.scroll-restart",
+            extra={"connector": ctx.connector.pk, "kind": cursor.kind, "restarts": state["r"], "error": "unconfirmed_page"},
+        )
+        state = {"s": "", "r": state["r"], "p": "", "f": 0}
     if state["s"]:
+        SyncCursor.objects.filter(pk=cursor.pk).update(page_cursor=json.dumps({**state, "f": 1}))  # asked, not yet in Hull
         try:
             response = client.scroll_companies_page(state["s"])
         except (IntercomNotFound, IntercomServerError, IntercomUnavailable) as exc:
-            state = {"s": "", "r": state["r"] + 1, "p": ""}
+            state = {"s": "", "r": state["r"] + 1, "p": "", "f": 0}
             if state["r"] > MAX_SCROLL_RESTARTS:
                 raise IntercomUnavailable(
                     f"the company scroll broke {state['r']} times in this run (last: {exc})", code="scroll_broken"
@@ -413,17 +426,18 @@ def _company_scroll_page(ctx: IncomingContext, cursor: SyncCursor) -> Page:
 
 
 def _scroll_state(page_cursor: str) -> dict[str, Any]:
-    """The saved scroll: `{"s": scroll_param, "r": restarts this run, "p": last page's key}`.
+    """The saved scroll: `{"s": scroll_param, "r": restarts this run, "p": last page's key,
+    "f": 1 while the next page was asked for but not checkpointed}`.
     A bare scroll_param (a cursor saved before this format) is read as such."""
     if not page_cursor:
-        return {"s": "", "r": 0, "p": ""}
+        return {"s": "", "r": 0, "p": "", "f": 0}
     try:
         state = json.loads(page_cursor)
     except ValueError:
-        return {"s": page_cursor, "r": 0, "p": ""}
+        return {"s": page_cursor, "r": 0, "p": "", "f": 0}
     if not isinstance(state, dict):
-        return {"s": page_cursor, "r": 0, "p": ""}
-    return {"s": str(state.get("s") or ""), "r": int(state.get("r") or 0), "p": str(state.get("p") or "")}
+        return {"s": page_cursor, "r": 0, "p": "", "f": 0}
+    return {"s": str(state.get("s") or ""), "r": int(state.get("r") or 0), "p": str(state.get("p") or ""), "f": int(state.get("f") or 0)}
 
 
 def _scroll_in_use(connector: Connector, cursor: SyncCursor) -> bool:

@@ -100,14 +100,28 @@ def test_a_scroll_broken_by_a_500_after_the_work_restarts_and_delivers_every_com
     assert scroll_opens(intercom) == 3 and 61 in intercom.slept
 
 
-def test_an_expired_scroll_param_restarts_the_scroll(connector, intercom, firehose):
-    companies = bulk_companies(intercom, 120, updated_at=NOW - 600)
-    connector_fetch_all(connector=connector, stream="companies", enqueue=False)
-    fetch_step(connector=connector, kind="fetch_all", stream="companies", chain=False)
+@pytest.mark.parametrize("kind", ["fetch_all", "incremental"])
+def test_an_expired_scroll_param_restarts_the_scroll(kind, connector, intercom, firehose, monkeypatch):
+    """The worker was away longer than a scroll lives (a minute idle): Intercom answers 404 to
+    the scroll_param and the scroll restarts from scratch, delivering every company once. Both
+    fetches scroll, the incremental one too: `/companies/list` stops at its cap (10,000 in
+    Intercom; 100 here, to keep the test small) and 20 of these companies are past it."""
+    from sandbox.intercom import resources
+
+    monkeypatch.setattr(resources, "LIST_CAP", 100)
+    connector.fetch_companies = True
+    connector.save()
+    companies = bulk_companies(intercom, 120, updated_at=NOW - 600, last_request_at=lambda n: NOW - n)
+    if kind == "fetch_all":
+        connector_fetch_all(connector=connector, stream="companies", enqueue=False)
+    assert fetch_step(connector=connector, kind=kind, stream="companies", chain=False).status == "page"
     intercom.advance(61)  # the worker was away longer than the scroll lives
-    cursor = run_rest(connector)
-    assert cursor.status == "done"
-    assert sorted(account_ids(firehose)) == sorted(c.intercom_id for c in companies)
+    cursor = run_rest(connector, kind)
+    assert cursor.status == "done", cursor.last_error
+    assert sorted(account_ids(firehose)) == sorted(c.intercom_id for c in companies)  # every company, once
+    resumed = [c.status for c in calls_to(intercom, "GET", "/companies/scroll") if "scroll_param" in c.query]
+    assert resumed[0] == 404  # the expired scroll_param
+    assert scroll_opens(intercom) == 2  # the restart, and no second scroll while one was open
 
 
 def test_a_page_that_never_reached_hull_is_not_skipped_when_the_scroll_resumes(connector, intercom, firehose):

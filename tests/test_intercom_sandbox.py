@@ -469,6 +469,44 @@ def test_an_undocumented_error_status_must_still_be_an_error_list():
         validate_response(request, ContractResponse(404, {}, b'{"message": "not found"}'))
 
 
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        None,
+        lambda page: page["data"][0].update(id=5),  # not a string
+        lambda page: page["data"][1].update(created_at="yesterday"),  # not an integer
+        lambda page: page["data"][0]["custom_attributes"].update(plan=["a"]),  # lists are not attribute values
+        lambda page: page["data"][1]["tags"].update(tags="none"),  # nested schema: not an array
+        lambda page: page.update(data={"id": "x"}),  # not a list of companies
+        lambda page: page.update(scroll_param=7),
+    ],
+)
+def test_the_compiled_scroll_check_agrees_with_openapi_core(intercom_sandbox, breakage):
+    """The company scroll's answers skip openapi-core's slow unmarshaller (contract.py
+    COMPILED_RESPONSES): the compiled validator must reject whatever openapi-core rejects."""
+    from sandbox.intercom.contract import _compiled_response_validator
+
+    assert _compiled_response_validator("GET", "/companies/scroll", 200) is not None  # the path is taken
+    assert _compiled_response_validator("GET", "/companies/scroll", 404) is None  # undocumented: openapi-core's rule
+    member = intercom_sandbox.add_contact(email="m@example.com", external_id="m")
+    for n in range(2):
+        intercom_sandbox.add_company(f"co{n}", contact_ids=[member["id"]], custom_attributes={"plan": "pro"})
+    status, headers, page = api.handle_request("GET", "/companies/scroll", {}, {"Authorization": f"Bearer {INTERCOM_TOKEN}"}, None)
+    assert status == 200 and len(page["data"]) == 2
+    if breakage is not None:
+        breakage(page)
+    request = ContractRequest("GET", "/companies/scroll", [], {"Authorization": f"Bearer {INTERCOM_TOKEN}"}, None)
+    response = ContractResponse(status, headers, json.dumps(page).encode())
+    verdicts = []
+    for compiled in (True, False):
+        try:
+            validate_response(request, response, compiled=compiled)
+            verdicts.append("accepted")
+        except ContractViolation:
+            verdicts.append("rejected")
+    assert verdicts == (["accepted"] * 2 if breakage is None else ["rejected"] * 2)
+
+
 def test_swallowed_contract_violations_still_fail_the_test(intercom_sandbox):
     intercom_sandbox.violations.append("simulated")
     with pytest.raises(IntercomApiError):

@@ -8,6 +8,8 @@ handles explicitly rather than silently:
 - `GET /companies?company_id=|name=` answers one company (not `company_list`): checked against `company`;
 - `POST /tags` is an ambiguous oneOf: checked against the branch the body means;
 - `KNOWN_GAPS` below patches two schemas that are narrower than the documented API.
+The 200 answers of COMPILED_RESPONSES (the company scroll) go through a validator compiled once
+instead of openapi-core's unmarshaller, which is 16 times slower on a page of 50 companies.
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ from urllib.parse import urlencode
 
 from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
-from openapi_schema_validator import OAS30Validator
+from openapi_schema_validator import OAS30ReadValidator, OAS30Validator
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 SPEC_FILE = Path(__file__).resolve().parent / "openapi" / "api.intercom.io-2.15.yaml"
 SERVER = "https://api.intercom.io"
+# Answers checked by a compiled schema validator instead of openapi-core's unmarshaller (see
+# `_compiled_response_validator`): the calls a big workspace repeats a thousand times.
+COMPILED_RESPONSES = {("GET", "/companies/scroll")}
 GAPS_VERSION = 2  # bump when _patch_known_gaps changes (invalidates the on-disk cache)
 
 
@@ -164,9 +169,43 @@ def validate_request(request: ContractRequest) -> None:
         raise ContractViolation(f"request {request.method_name} {request.path}?{urlencode(request.query)}: " + "; ".join(_describe(e) for e in result.errors))
 
 
-def validate_response(request: ContractRequest, response: ContractResponse) -> None:
+@functools.cache
+def _compiled_response_validator(method: str, path: str, status: int) -> OAS30ReadValidator | None:
+    """The validator openapi-core would build for this answer, built once.
+
+    openapi-core resolves the `$ref`s of every company of every page again (0.19 s for a scroll
+    page of 50 companies: 3 minutes for a 50,000-company scroll). The same OAS 3.0 read validator
+    and format checker, compiled once per (operation, status), takes 0.012 s. Only for an
+    operation without path parameters whose answer for that status is one JSON schema `$ref`
+    without documented headers (anything else: None, and openapi-core checks it). It skips
+    openapi-core's casting step, so it is stricter, not looser: a "5" where an integer is due
+    fails here and would be cast there.
+    """
+    operation = (spec_dict()["paths"].get(path) or {}).get(method.lower()) or {}
+    answer = (operation.get("responses") or {}).get(str(status))
+    path_parameters = [p for p in operation.get("parameters") or [] if p.get("in") == "path"]
+    if not answer or answer.get("headers") or path_parameters:
+        return None
+    ref = (((answer.get("content") or {}).get("application/json") or {}).get("schema") or {}).get("$ref", "")
+    if not ref.startswith("#/components/schemas/"):
+        return None
+    return OAS30ReadValidator(_schema(ref.rsplit("/", 1)[-1]), format_checker=OAS30ReadValidator.FORMAT_CHECKER)
+
+
+def validate_response(request: ContractRequest, response: ContractResponse, *, compiled: bool = True) -> None:
+    """Check an answer against the description (`compiled=False`: always through openapi-core)."""
     where = f"response {response.status_code} to {request.method_name} {request.path}"
     query = dict(request.query)
+    method = request.method_name.upper()
+    validator = None
+    if compiled and (method, request.path) in COMPILED_RESPONSES:
+        validator = _compiled_response_validator(method, request.path, response.status_code)
+    if validator is not None:
+        body = json.loads(response.data or b"null")
+        errors = sorted(validator.iter_errors(body), key=lambda e: list(e.path))
+        if errors:
+            raise ContractViolation(f"{where}: {errors[0].message} at {list(errors[0].absolute_path)}")
+        return
     if request.method_name.upper() == "GET" and request.path == "/companies" and (query.get("company_id") or query.get("name")):
         if response.status_code == 200:
             _check_schema("company", json.loads(response.data or b"null"), where)

@@ -419,6 +419,21 @@ def test_fault_injection_answers_a_share_of_calls_with_5xx_and_changes_nothing(i
     assert len(intercom_sandbox.contacts()) == statuses.count(200)
 
 
+def test_a_struck_call_fails_after_the_work_once_and_only_that_call(intercom, intercom_sandbox):
+    """`strike`: a chosen call fails with the sandbox's fault (here: the scroll moved on, then a 5xx)."""
+    user = intercom_sandbox.add_contact(external_id="u")
+    for n in range(120):
+        intercom_sandbox.add_company(f"c{n:03d}", contact_ids=[user["id"]])
+    intercom_sandbox.strike("GET", "/companies/scroll", 1, when=lambda query, body: "scroll_param" in query)
+    first = intercom.scroll_companies_page()
+    with pytest.raises(IntercomApiError) as err:
+        intercom.scroll_companies_page(first["scroll_param"])
+    assert err.value.status in (500, 503, 504)
+    third = intercom.scroll_companies_page(first["scroll_param"])  # not struck: the page after the lost one
+    assert [c["company_id"] for c in third["data"]] == [f"c{n:03d}" for n in range(100, 120)]
+    assert intercom_sandbox.responses[-3:] == [200, err.value.status, 200]
+
+
 def test_an_unknown_token_is_401_without_rate_headers(intercom_sandbox):
     status, headers, body = call("GET", "/me", token="nope")
     assert status == 401 and "X-RateLimit-Limit" not in headers

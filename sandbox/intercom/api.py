@@ -140,9 +140,11 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 
 def handle_request(
-    method: str, path: str, query: Mapping[str, Any], headers: Mapping[str, str], body: Any, *, faults: bool = True
+    method: str, path: str, query: Mapping[str, Any], headers: Mapping[str, str], body: Any, *, faults: bool = True,
+    fault: str = "",
 ) -> tuple[int, dict[str, str], Any]:
-    """Serve one Intercom API call against the sandbox database (`faults=False`: no injected fault)."""
+    """Serve one Intercom API call against the sandbox database (`faults=False`: no injected fault;
+    `fault="before"|"after"|"drop"`: this call fails so, whatever the workspace's fault rate)."""
     method = method.upper()
     path = "/" + path.strip("/")
     base_headers = {"Content-Type": "application/json", "X-Request-Id": uuid.uuid4().hex, "X-Intercom-Version": API_VERSION}
@@ -164,11 +166,12 @@ def handle_request(
         message = f"Exceeded rate limit of {workspace.rate_limit} in {workspace.rate_window_seconds}_seconds"
         return 429, response_headers, error_body("rate_limit_exceeded", message)
     fault_after = ""
-    if faults and workspace.fault_rate and fault_random.random() < workspace.fault_rate:
+    mode = fault or (workspace.fault_mode if faults and workspace.fault_rate and fault_random.random() < workspace.fault_rate else "")
+    if mode:
         status, code, message = fault_random.choice(FAULTS)
-        if workspace.fault_mode not in ("after", "drop"):
+        if mode not in ("after", "drop"):
             return status, response_headers, error_body(code, message)
-        fault_after = workspace.fault_mode
+        fault_after = mode
     flat_query = {k: (v[0] if isinstance(v, (list, tuple)) else v) for k, v in query.items()}
     for route_method, pattern, handler in ROUTES:
         match = pattern.match(path)

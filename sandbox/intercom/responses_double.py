@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -44,6 +45,18 @@ class Call(tuple):
     body = property(lambda self: self[2])
 
 
+@dataclass
+class Strike:
+    """Calls `strike` planned to fail: the `calls`-th matching ones, counted in `seen`."""
+
+    method: str
+    path: str
+    calls: frozenset[int]
+    mode: str
+    when: Any = None
+    seen: int = 0
+
+
 class IntercomSandbox:
     """A handle on the sandbox workspace of one test (see the module docstring)."""
 
@@ -56,6 +69,7 @@ class IntercomSandbox:
         self.violations: list[str] = []
         self.validate = True
         self.fault_only: set[tuple[str, str]] = set()
+        self.strikes: list[Strike] = []
         self._bases: list[str] = []
         self.base_url = DEFAULT_BASE_URL
         self.route(DEFAULT_BASE_URL)
@@ -86,7 +100,10 @@ class IntercomSandbox:
             self._check(validate_request, contract_request)
         try:
             faults = not self.fault_only or (request.method, path) in self.fault_only
-            extra = {} if faults else {"faults": False}  # tests may wrap handle_request with the old signature
+            extra: dict[str, Any] = {} if faults else {"faults": False}  # tests may wrap handle_request with the old signature
+            struck = self._struck(request.method, path, dict(query_pairs), body)
+            if struck:
+                extra["fault"] = struck
             status, response_headers, payload = api.handle_request(request.method, path, dict(query_pairs), headers, body, **extra)
         except api.AnswerLost as lost:
             # The work is done; the client waits for an answer that never comes.
@@ -97,6 +114,15 @@ class IntercomSandbox:
         if self.validate:
             self._check(validate_response, contract_request, ContractResponse(status, response_headers, text.encode() or None))
         return status, response_headers, text
+
+    def _struck(self, method: str, path: str, query: dict[str, str], body: Any) -> str:
+        """The fault mode `strike` planned for this call, or ""."""
+        for strike in self.strikes:
+            if method == strike.method and path == strike.path and (strike.when is None or strike.when(query, body)):
+                strike.seen += 1
+                if strike.seen in strike.calls:
+                    return strike.mode
+        return ""
 
     def _check(self, validator: Any, *args: Any) -> None:
         try:
@@ -136,6 +162,14 @@ class IntercomSandbox:
         api.fault_random.seed(seed)
         self.fault_only = set(only)
         self._update(fault_rate=share, fault_mode=mode)
+
+    def strike(self, method: str, path: str, *calls: int, mode: str = "after", when: Any = None) -> None:
+        """The `calls`-th (1-based, counted from now) `method path` calls for which `when(query, body)`
+        is true fail with the sandbox's own fault, in `mode` ("before", "after": the work is done,
+        then a 5xx; "drop": done, then the answer is lost), whatever the fault rate. E.g. the
+        scroll breaking mid-way after it moved on: `strike("GET", "/companies/scroll", 10,
+        when=lambda q, b: "scroll_param" in q)`."""
+        self.strikes.append(Strike(method.upper(), path, frozenset(calls), mode, when))
 
     def set_latency(self, ms: int) -> None:
         self._update(latency_ms=ms)

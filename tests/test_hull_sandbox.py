@@ -34,6 +34,17 @@ def test_accounts_are_resolved_by_domain(connector, hull_sandbox):
     assert (account["external_id"], account["size"], account["plan"]) == ("c-1", 10, "pro")
 
 
+@pytest.mark.parametrize("anonymous_id", ["intercom:5f0a", "intercom:a_b%c", "intercom:é", 'intercom:"q"\\'])
+def test_accounts_are_resolved_by_anonymous_id_exactly(connector, hull_sandbox, anonymous_id):
+    """The lookup narrows by a LIKE on the stored JSON when it can; the match stays exact."""
+    with FirehoseBatch(HullClient.for_connector(connector)) as batch:
+        batch.account_traits({"anonymous_id": anonymous_id + "0"}, {"plan": "longer id"})  # contains the id: not it
+        batch.account_traits({"anonymous_id": anonymous_id}, {"size": 10})
+        batch.account_traits({"anonymous_id": anonymous_id}, {"plan": "pro"})
+    accounts = sorted(hull_sandbox.accounts(), key=lambda a: a["plan"])
+    assert [(a["plan"], a.get("size")) for a in accounts] == [("longer id", None), ("pro", 10)]
+
+
 def test_create_false_does_not_create(connector, hull_sandbox):
     from sandbox.hull.api import apply_record
     from sandbox.hull.platform import IngestionError

@@ -53,12 +53,22 @@ def _find(model: type[SandboxUser] | type[SandboxAccount], organization: str, cl
         if claim == "id":
             found = rows.filter(hull_id=value).first()
         elif claim == "anonymous_id":
-            found = next((r for r in rows if value in (r.anonymous_ids or [])), None)
+            found = next((r for r in _may_hold_anonymous_id(rows, value) if value in (r.anonymous_ids or [])), None)
         else:
             found = rows.filter(**{claim: value}).first()
         if found is not None:
             return found
     return None
+
+
+def _may_hold_anonymous_id(rows: Any, value: Any) -> Any:
+    """The rows whose stored anonymous ids may contain `value` (the exact test is the caller's).
+    A LIKE on the stored JSON text narrows the scan when the value is stored as written (printable
+    ASCII without quotes or backslashes); otherwise every row. Without it, each record of a
+    10,000-company fetch decoded every account of the organization."""
+    if isinstance(value, str) and value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return rows.filter(anonymous_ids__icontains=value)
+    return rows
 
 
 def _attach_identifiers(entity: Any, claims: Mapping[str, Any], fields: tuple[str, ...]) -> None:

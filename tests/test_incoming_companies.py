@@ -170,6 +170,23 @@ def test_a_halt_in_the_middle_of_a_company_page_resumes_without_skipping_a_page(
     assert sorted(account_ids(firehose)) == sorted(c.intercom_id for c in companies)
 
 
+def test_a_fetch_all_whose_scroll_broke_too_often_resumes_later_with_a_fresh_scroll(connector, intercom, faults, firehose):
+    """Six breaks in a row end the step (a transient failure, resumed later with back-off). The
+    resume used to try the saved scroll_param again, long expired by then: a 404, a seventh break,
+    the same failure at every resume, for ever (50 of 120 delivered)."""
+    companies = bulk_companies(intercom, 120, updated_at=NOW - 600)
+    broken = {"on": True}
+    faults.add(lambda m, p, q, b: broken["on"] and p == "/companies/scroll" and "scroll_param" in q, 500, after=True)
+    connector_fetch_all(connector=connector, stream="companies", enqueue=False)
+    cursor = fetch_run_to_end(connector=connector, kind="fetch_all", stream="companies")
+    assert cursor.status == "running" and "broke 6 times" in cursor.last_error
+    broken["on"] = False  # Intercom is well again by the resume, minutes later
+    intercom.advance(300)
+    cursor = run_rest(connector)
+    assert cursor.status == "done", cursor.last_error
+    assert sorted(account_ids(firehose)) == sorted(c.intercom_id for c in companies)  # every company, once
+
+
 def test_a_scroll_serving_the_same_page_again_is_stopped(connector, intercom, firehose, monkeypatch):
     """airbyte#69149: the same page forever. The loop guard stops the run with its reason."""
     from sandbox.intercom import api

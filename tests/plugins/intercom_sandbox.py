@@ -30,7 +30,8 @@ Fixtures
     Knobs:    ``.set_rate_limit(n, window_seconds=10)`` (0 = no limit and no headers; by default
               Intercom's 1,666 per 10 s, headers on), ``.set_fault_rate(share, seed=0, mode="before"|
               "after"|"drop", only=((method, path), ...))`` (after/drop: the work is done, then a 5xx /
-              a lost answer; `only`: the calls it strikes),
+              a lost answer; `only`: the calls it strikes), ``.strike(method, path, n, ..., mode="after",
+              when=None)`` (the n-th matching calls from now fail so, whatever the rate),
               ``.set_latency(ms)``, ``.set_search_lag(seconds)`` (default 120 s, as Intercom's index:
               contacts written through the API are not searchable until then; seeded ones are),
               ``.advance(seconds)`` (sandbox clock), ``.add_workspace(token, id_code)``,

@@ -22,7 +22,7 @@ test-postgres: setup
 		.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 # Full-size benchmarks (README "Benchmarks"); bench/standin.py is the outgoing benches' Intercom.
-BENCHES = hull_notifications outgoing outgoing_rate incoming intercom_client load company_scroll
+BENCHES = hull_notifications outgoing outgoing_rate incoming intercom_client load company_scroll twins
 
 bench: setup
 	set -e; for b in $(BENCHES); do .venv/bin/python bench/$$b.py; done
@@ -38,4 +38,5 @@ bench-small: setup
 	.venv/bin/python bench/incoming.py --contacts 2000 --small 500 --sandbox-contacts 200 --webhooks 200; \
 	.venv/bin/python bench/intercom_client.py --contacts 4 --rounds 1; \
 	.venv/bin/python bench/load.py --duration 5 --rate 4; \
-	.venv/bin/python bench/company_scroll.py --companies 500
+	.venv/bin/python bench/company_scroll.py --companies 500; \
+	.venv/bin/python bench/twins.py --leads 10 --notifications 4 --workers 4

@@ -159,9 +159,14 @@ def test_the_identity_lock_refuses_an_unsettled_identity_until_it_settles(db, in
     assert not IdentityLock.objects.exists()
 
 
+@pytest.mark.parametrize("linked", [False, True], ids=["new-lead", "linked-lead-deleted-in-intercom"])
 @pytest.mark.django_db(transaction=True)
-def test_two_threads_pushing_the_same_new_lead_at_once_make_one_lead(connector, intercom_sandbox, recording_firehose):
-    """Both resolve while Intercom's search cannot show the lead: only the lock stops the twin."""
+def test_two_threads_pushing_the_same_new_lead_at_once_make_one_lead(connector, intercom_sandbox, recording_firehose, linked):
+    """Both resolve while Intercom's search cannot show the lead: only the lock stops the twin.
+
+    linked: the lead was pushed before and then deleted in Intercom. An update of a linked contact
+    runs without the lock; both pushes meet the 404, and the lock around the re-create keeps one.
+    """
     if connection.vendor == "sqlite" and connection.is_in_memory_db():
         pytest.skip("threads need a database they can share: PostgreSQL (DATABASE_URL); in-memory SQLite locks whole tables")
     connector.synchronized_lead_segments = ["leads"]
@@ -169,6 +174,12 @@ def test_two_threads_pushing_the_same_new_lead_at_once_make_one_lead(connector, 
     connector.tag_leads = False
     connector.save()
     add_mapping(connector, Entity.LEAD, "name", "name")
+    if linked:
+        notification_process(notification=store_notification(connector, [lead_message({"id": "h1", "email": "visitor@acme.com", "name": "T"})]))
+        [first] = intercom_sandbox.contacts(role="lead")
+        intercom_sandbox.client().delete_contact(first["id"])
+        assert IdentityLink.objects.filter(entity=Entity.LEAD, intercom_id=first["id"]).exists()
+        SyncLog.objects.all().delete()
     barrier = threading.Barrier(2, timeout=10)
     real_resolve = contacts_module.resolve_contact
     errors: list[BaseException] = []

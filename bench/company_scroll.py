@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import re
 import sys
 import tempfile
@@ -37,6 +36,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from django_setup import django_start  # bench/django_setup.py (scripts run from bench/)
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_UPDATED_AT = 1_700_000_000
@@ -47,18 +48,8 @@ PAGE = 50  # the sandbox's (and Intercom's) scroll page
 
 
 def _django(db_path: str) -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "connector_site.settings_test"
-    os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
-    os.environ["LOG_LEVEL"] = "WARNING"
-    import django
-
-    django.setup()
+    django_start(db_path, migrate=True)
     logging.disable(logging.INFO)  # one log line per company would measure the log sink
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
 
 
 def _virtual_time() -> None:

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from django_setup import django_start  # bench/django_setup.py (scripts run from bench/)
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-intercom-token"
 WORKSPACE = "ws_bench"
@@ -34,13 +36,7 @@ def _free_port() -> int:
 
 
 def _django(db_path: str) -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "connector_site.settings_test"
-    os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
-    os.environ["LOG_LEVEL"] = "WARNING"
-    import django
-
-    django.setup()
+    django_start(db_path)
 
 
 class _CallCounter(logging.Handler):

@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import sys
 import tempfile
 import threading
@@ -29,25 +28,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from django_setup import django_start  # bench/django_setup.py (scripts run from bench/)
+
 ROOT = Path(__file__).resolve().parent.parent
 SEGMENT = {"id": "seg-visitors", "name": "Visitors", "type": "users_segment"}
 
 
 def _django(db_path: str) -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "connector_site.settings_test"
-    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
-    os.environ["LOG_LEVEL"] = "WARNING"
-    import django
+    django_start(db_path, keep_postgres=True, migrate=True)
     from django.conf import settings
 
-    django.setup()
     settings.OUTGOING_CONCURRENCY = 2
     logging.disable(logging.INFO)
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def _connector(slug: str) -> Any:

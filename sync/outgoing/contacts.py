@@ -350,6 +350,22 @@ class _Early:
     text: str
 
 
+def _link_contact(
+    ctx: OutgoingContext, *, target: str, hull_id: str, contact: Mapping[str, Any], payload: Mapping[str, Any], current: IdentityLink | None
+) -> IdentityLink | None:
+    """Record which Intercom contact the Hull user is (the payload digest comes after the write-back)."""
+    return link_save(
+        ctx.connector,
+        entity=target,
+        hull_id=hull_id,
+        intercom_id=str(contact["id"]),
+        email=normalise_email(contact.get("email") or payload.get("email")),
+        external_id=str(contact.get("external_id") or payload.get("external_id") or ""),
+        payload_digest="",  # recorded after the write-back is flushed (OutgoingContext.record_sent_payloads)
+        current=current,
+    )
+
+
 def _resolve_and_push(
     ctx: OutgoingContext,
     *,
@@ -399,26 +415,13 @@ def _resolve_and_push(
                 data["data"] = payload
                 contact = _push(ctx, intercom_id=resolution.intercom_id, payload=payload, attrs=attrs, data=data)
                 if resolution.intercom_id is None:  # created under the lock: linked before it is released
-                    created = link_save(
-                        ctx.connector, entity=target, hull_id=hull_id, intercom_id=str(contact["id"]),
-                        email=normalise_email(contact.get("email") or payload.get("email")),
-                        external_id=str(contact.get("external_id") or payload.get("external_id") or ""),
-                    )
+                    created = _link_contact(ctx, target=target, hull_id=hull_id, contact=contact, payload=payload, current=None)
                     resolution = Resolution(str(contact["id"]), "created", created)
     except IntercomApiError as exc:
         exc.push_data = data  # type: ignore[attr-defined]  # the error row shows what was sent
         raise
     intercom_id = str(contact["id"])
-    link_save(
-        ctx.connector,
-        entity=target,
-        hull_id=hull_id,
-        intercom_id=intercom_id,
-        email=normalise_email(contact.get("email") or payload.get("email")),
-        external_id=str(contact.get("external_id") or payload.get("external_id") or ""),
-        payload_digest="",  # recorded after the write-back is flushed (OutgoingContext.record_sent_payloads)
-        current=resolution.link,
-    )
+    _link_contact(ctx, target=target, hull_id=hull_id, contact=contact, payload=payload, current=resolution.link)
     return contact, intercom_id, digest, data, SyncLog.Status.SUCCESS, "", ""
 
 

@@ -236,7 +236,6 @@ def push_segment(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Q
     )
 
 
-CHECK_NAMES = {"active": "Active", "hull": "Hull", "intercom": "Intercom", "webhook": "Webhook address", "rate budget": "Intercom rate limit", "queue": "Queue"}
 def check_words(message: str) -> str:
     """The check's messages are shared with `manage.py check_connector`, written for operators."""
     return error_words(message).replace("(set PUBLIC_BASE_URL)", "(ask whoever runs the server to set its public address)")
@@ -249,13 +248,12 @@ def _check_connector(connector: Connector) -> list[tuple[int, str]]:
     levels = {FAIL: messages.ERROR, WARN: messages.WARNING}
     report = []
     for item in result.items:
-        label = CHECK_NAMES.get(item.name, item.name.capitalize())
-        text = check_words(item.message).removeprefix(f"{label}: ")
-        report.append((levels.get(item.level, messages.SUCCESS), f"{label}: {text}"))
+        text = check_words(item.message).removeprefix(f"{item.label}: ")
+        report.append((levels.get(item.level, messages.SUCCESS), f"{item.label}: {text}"))
     if result.ok:
         report.append((messages.SUCCESS, "ready."))
     else:
-        names = ", ".join(CHECK_NAMES.get(item.name, item.name) for item in result.failures)
+        names = ", ".join(item.label for item in result.failures)
         report.append((messages.ERROR, f"not ready: see {names} above."))
     return report
 

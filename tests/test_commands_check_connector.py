@@ -21,11 +21,11 @@ def run(*args: str) -> str:
 def test_a_configured_connector_is_ready(connector, intercom_sandbox, hull_sandbox, settings):
     settings.PUBLIC_BASE_URL = "https://connector.example.com"
     output = run("--connector", "acme")
-    assert "[OK  ] hull: Hull accepts the connector's credentials for acme.hullapp.io." in output
-    assert "[OK  ] intercom: Intercom answers GET /me" in output
-    assert "[OK  ] webhook: Webhook URL https://connector.example.com/intercom/acme/webhooks" in output
-    assert "[OK  ] rate budget:" in output
-    assert "[OK  ] queue: Queue: 0 waiting, 0 failed." in output
+    assert "[OK  ] Hull: Hull accepts the connector's credentials for acme.hullapp.io." in output
+    assert "[OK  ] Intercom: Intercom answers GET /me" in output
+    assert "[OK  ] Webhook address: Webhook URL https://connector.example.com/intercom/acme/webhooks" in output
+    assert "[OK  ] Intercom rate limit:" in output
+    assert "[OK  ] Queue: 0 waiting, 0 failed." in output
     assert output.strip().endswith("acme is ready.")
     assert ("GET", "/me") in [(call.method, call.path) for call in intercom_sandbox.calls]
 

@@ -112,6 +112,11 @@ class CheckItem:
     level: str  # ok | warning | fail
     message: str
 
+    @property
+    def label(self) -> str:
+        """The check's name as the admin and `manage.py check_connector` print it."""
+        return CHECK_LABELS.get(self.name, self.name.capitalize())
+
 
 @dataclass
 class ConnectorCheck:
@@ -134,6 +139,9 @@ class ConnectorCheck:
 def connector_webhook_url(connector: Connector) -> str:
     """The URL Intercom must call for this connector's webhooks."""
     return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("intercom-webhooks", kwargs={"slug": connector.slug})
+
+
+CHECK_LABELS = {"active": "Active", "hull": "Hull", "intercom": "Intercom", "webhook": "Webhook address", "rate budget": "Intercom rate limit", "queue": "Queue"}
 
 
 def connector_check(*, connector: Connector, intercom_client: Any = None, hull_client: Any = None) -> ConnectorCheck:

@@ -30,7 +30,8 @@ class Command(BaseCommand):
         result = connector_check(connector=found)
         for item in result.items:
             style = {FAIL: self.style.ERROR, WARN: self.style.WARNING}.get(item.level, self.style.SUCCESS)
-            self.stdout.write(style(f"[{MARKS[item.level]}] {item.name}: {item.message}"))
+            text = item.message.removeprefix(f"{item.label}: ")
+            self.stdout.write(style(f"[{MARKS[item.level]}] {item.label}: {text}"))
         if not result.ok:
             raise CommandError(f"{found.slug} is not ready: " + " ".join(item.message for item in result.failures))
         self.stdout.write(self.style.SUCCESS(f"{found.slug} is ready."))
